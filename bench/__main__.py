@@ -1,0 +1,26 @@
+"""`make bench`: run every benchmark and write bench/results.json."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from bench import ingest
+from schemas._time import now_ms
+
+RESULTS = Path(__file__).parent / "results.json"
+
+
+def main() -> None:
+    results = {
+        "measured_ms": now_ms(),
+        "machine": {"python": platform.python_version(), "processor": platform.machine()},
+        "ingest": ingest.run(),
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

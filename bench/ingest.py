@@ -1,0 +1,77 @@
+"""Raw snapshot ingest: binary COPY (and staged, de-duplicating COPY) against executemany of the
+same rows, on the embedded PostgreSQL, in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from infra.db import migrate
+from infra.db.connection import Database
+from infra.db.embedded import EmbeddedPostgres
+from infra.db.repositories import MarketDataRepository
+from schemas.snapshot import RawSnapshotRow
+from tests.fixtures.rows import snapshot_rows
+
+ROWS = 5_000
+REPEATS = 3
+
+
+async def _measure(db: Database, rows: list[RawSnapshotRow]) -> dict[str, Any]:
+    pool = await db.open_pool(min_size=1, max_size=2)
+    repo = MarketDataRepository(pool)
+    methods: dict[str, Callable[[list[RawSnapshotRow]], Awaitable[int]]] = {
+        "executemany": repo.insert_snapshots_executemany,
+        "copy": repo.copy_snapshots,
+        "copy_staged_dedupe": repo.ingest_snapshots,
+    }
+    timings: dict[str, list[float]] = {name: [] for name in methods}
+    try:
+        for _ in range(REPEATS):
+            for name, insert in methods.items():  # interleaved, so drift hits all methods alike
+                async with pool.connection() as conn:
+                    await conn.execute("TRUNCATE market_snapshots")
+                start = time.perf_counter()
+                stored = await insert(rows)
+                timings[name].append(time.perf_counter() - start)
+                assert stored == len(rows), f"{name} stored {stored} of {len(rows)} rows"
+    finally:
+        await pool.close()
+    median = {name: statistics.median(t) for name, t in timings.items()}
+    return {
+        "rows": len(rows),
+        "repeats": REPEATS,
+        "rows_per_s": {name: round(len(rows) / s) for name, s in median.items()},
+        "seconds_median": {name: round(s, 4) for name, s in median.items()},
+        "ratio_vs_executemany": {
+            name: round(median["executemany"] / s, 2) for name, s in median.items() if name != "executemany"
+        },
+    }
+
+
+def run() -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="dc-bench-"))
+    server = EmbeddedPostgres(root / "pg").start()
+    try:
+        admin = Database(server.uri("postgres"), "embedded", server)
+        with admin.connect(autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        db = admin.with_dbname("bench")
+        migrate.upgrade(db)
+        rows = list(snapshot_rows(ROWS))
+        result = asyncio.run(_measure(db, rows))
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    rps, ratio = result["rows_per_s"], result["ratio_vs_executemany"]
+    print(f"raw snapshot ingest, {ROWS} rows x {REPEATS} (median):")
+    for name in rps:
+        extra = f"  {ratio[name]}x executemany" if name in ratio else "  (baseline)"
+        print(f"  {name:<20} {rps[name]:>9,} rows/s{extra}")
+    return result

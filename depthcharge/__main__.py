@@ -1,0 +1,3 @@
+from depthcharge.cli import main
+
+main()

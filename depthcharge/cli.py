@@ -1,0 +1,50 @@
+"""`depthcharge` — one entry point with a subcommand group per process or concern."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from pydantic import ValidationError
+
+from depthcharge.commands.audit import audit
+from depthcharge.commands.db import db
+from depthcharge.commands.demo import demo
+from infra.db.errors import StorageError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO instead of WARNING.")
+def cli(verbose: bool) -> None:
+    """Depthcharge: order-book ML trading for Bybit USDT perpetuals."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+cli.add_command(db)
+cli.add_command(audit)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Run the CLI; known failures print one clear line and exit 2 instead of a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except StorageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        click.echo(f"error: invalid settings: {problems}", err=True)
+        sys.exit(2)

@@ -1,0 +1,61 @@
+"""The embedded PostgreSQL server (pgserver) used when no DATABASE_URL is set.
+
+Its data lives in `var/pg` and persists across runs. pgserver counts the processes holding a handle
+and stops the server when the last one exits, so the daemon, Dagster and the CLI can share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from infra.db.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A handle on the pgserver instance that owns `pgdata`."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = Path(pgdata).resolve()
+        self._server: Any = None
+
+    def start(self) -> EmbeddedPostgres:
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns that XDG_RUNTIME_DIR is unset under CI and systemd; pgserver then
+                # uses /tmp/runtime-<uid> for its lock, the same path in every process, which is all we need.
+                warnings.simplefilter("ignore")
+                import pgserver
+
+            self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            self._server = pgserver.get_server(  # type: ignore[attr-defined]
+                self.pgdata, cleanup_mode="stop"
+            )
+        except Exception as exc:
+            raise DatabaseUnavailable(
+                f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
+                f"See {self.pgdata / 'log'} for the server's own log, or set DATABASE_URL."
+            ) from exc
+        log.info("embedded postgres ready in %s", self.pgdata)
+        return self
+
+    def uri(self, database: str) -> str:
+        if self._server is None:
+            raise DatabaseUnavailable("the embedded PostgreSQL is not started")
+        return str(self._server.get_uri(database))
+
+    @property
+    def socket_dir(self) -> Path:
+        if self._server is None:
+            raise DatabaseUnavailable("the embedded PostgreSQL is not started")
+        return Path(self._server.get_postmaster_info().socket_dir)
+
+    def stop(self) -> None:
+        """Release this process's handle; the server stops when no other process holds one."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

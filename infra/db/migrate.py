@@ -1,0 +1,150 @@
+"""Apply, revert and inspect the Alembic migrations in `infra/db/migrations` on a Database."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import NullPool
+
+from infra.db.connection import Database
+from infra.db.errors import DatabaseUnavailable, MigrationError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Tables the migrations own, in the order `db status` prints them.
+TABLES = (
+    "orders",
+    "order_events",
+    "positions",
+    "position_events",
+    "fills",
+    "signals",
+    "audit_log",
+    "idempotency_keys",
+    "model_versions",
+    "users",
+    "market_snapshots",
+    "public_trades",
+    "candles",
+    "storage_settings",
+)
+
+
+def _config(**attributes: Any) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes.update(attributes)
+    return cfg
+
+
+@contextlib.contextmanager
+def _sqlalchemy_connection(db: Database) -> Iterator[Connection]:
+    # Alembic needs SQLAlchemy; hand it connections made by psycopg 3 for the same target, so there is
+    # one way to reach the database (socket dirs and all) and its errors stay ours.
+    engine = create_engine("postgresql+psycopg://", creator=lambda: db.connect(), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(db: Database) -> str | None:
+    with _sqlalchemy_connection(db) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(db: Database, revision: str = "head", *, retention_days: int | None = None) -> str | None:
+    """Migrate up to `revision`; returns the revision the database is at afterwards."""
+    return _run(db, "upgrade", revision, retention_days=retention_days)
+
+
+def downgrade(db: Database, revision: str) -> str | None:
+    """Migrate down to `revision` ("base" reverts everything)."""
+    return _run(db, "downgrade", revision)
+
+
+def _run(db: Database, direction: str, revision: str, **attributes: Any) -> str | None:
+    try:
+        with _sqlalchemy_connection(db) as conn:
+            cfg = _config(connection=conn, **attributes)
+            getattr(command, direction)(cfg, revision)
+            conn.commit()
+            return MigrationContext.configure(conn).get_current_revision()
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise MigrationError(f"{direction} to {revision!r} failed on {db.redacted}: {detail}") from exc
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    name: str
+    exists: bool
+    rows: int | None  # estimated for large tables
+    hypertable: bool
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    target: str
+    server_version: str
+    current: str | None
+    head: str
+    timescaledb: bool
+    retention_days: int | None
+    tables: tuple[TableStatus, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_status(db: Database) -> SchemaStatus:
+    """What `depthcharge db status` prints: revision, mode and every table."""
+    current = current_revision(db)
+    with db.connect(dict_rows=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()["server_version"]  # type: ignore[index]
+        settings: dict[str, Any] = {}
+        if conn.execute("SELECT to_regclass('storage_settings') AS t").fetchone()["t"]:  # type: ignore[index]
+            settings = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM storage_settings")}
+        hypertables: set[str] = set()
+        if settings.get("timescaledb"):
+            hypertables = {
+                r["hypertable_name"]
+                for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+            }
+        tables = []
+        for name in TABLES:
+            exists = conn.execute("SELECT to_regclass(%s) AS t", (f"public.{name}",)).fetchone()["t"]  # type: ignore[index]
+            rows = size = None
+            if exists:
+                rows = conn.execute(f"SELECT count(*) AS n FROM {name}").fetchone()["n"]  # type: ignore[index]
+                size = conn.execute("SELECT pg_total_relation_size(%s) AS s", (name,)).fetchone()["s"]  # type: ignore[index]
+            tables.append(TableStatus(name, bool(exists), rows, name in hypertables, size))
+    return SchemaStatus(
+        target=db.redacted,
+        server_version=version,
+        current=current,
+        head=head_revision(),
+        timescaledb=bool(settings.get("timescaledb", False)),
+        retention_days=settings.get("market_data_retention_days"),
+        tables=tuple(tables),
+    )

@@ -1,0 +1,4 @@
+"""The contracts every package shares: record types, enums, the feature spec, Arrow schemas.
+
+Imports only the standard library, msgspec and pyarrow (ARCHITECTURE.md).
+"""

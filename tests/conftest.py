@@ -1,0 +1,91 @@
+"""Shared fixtures: real PostgreSQL servers, per-test databases cloned from a migrated template.
+
+Storage tests run against the embedded server (pgserver, PostgreSQL 16) and once more against
+TEST_DATABASE_URL when it is set (this machine's PostgreSQL 15), in databases the tests create and drop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from infra.db import migrate
+from infra.db.connection import Database, normalise_url
+from infra.db.embedded import EmbeddedPostgres
+
+SERVERS = ("embedded", "external")
+
+
+@pytest.fixture(scope="session")
+def embedded_server() -> Iterator[EmbeddedPostgres]:
+    # A short path: the server's Unix socket lives in its data directory (107-byte limit).
+    root = Path(tempfile.mkdtemp(prefix="dc-pg-"))
+    server = EmbeddedPostgres(root / "pg").start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def pg_server(request: pytest.FixtureRequest) -> Database:
+    """The `postgres` maintenance database of each server under test."""
+    if request.param == "embedded":
+        server = request.getfixturevalue("embedded_server")
+        return Database(server.uri("postgres"), "embedded", server)
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set: no external PostgreSQL to run against")
+    return Database(normalise_url(url), "TEST_DATABASE_URL")
+
+
+def create_database(server: Database, name: str, template: str | None = None) -> Database:
+    with server.connect(autocommit=True) as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+        conn.execute(query)
+    return server.with_dbname(name)
+
+
+def drop_database(server: Database, name: str) -> None:
+    with server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db(pg_server: Database) -> Iterator[Database]:
+    """A new, unmigrated database, dropped after the test."""
+    name = f"dc_test_{uuid.uuid4().hex[:12]}"
+    yield create_database(pg_server, name)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: Database) -> Iterator[str]:
+    name = f"dc_template_{uuid.uuid4().hex[:8]}"
+    migrate.upgrade(create_database(pg_server, name), retention_days=30)
+    yield name
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def db(pg_server: Database, migrated_template: str) -> Iterator[Database]:
+    """A migrated database of its own for each test (a copy of the template: fast, isolated)."""
+    name = f"dc_test_{uuid.uuid4().hex[:12]}"
+    yield create_database(pg_server, name, template=migrated_template)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+async def pool(db: Database) -> AsyncIterator[AsyncConnectionPool]:
+    p = await db.open_pool(min_size=1, max_size=4)
+    yield p
+    await p.close()

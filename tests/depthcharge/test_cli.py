@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.db.connection import Database
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "depthcharge", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_db_commands_against_a_server(empty_db: Database) -> None:
+    env = {"DATABASE_URL": empty_db.conninfo}
+    status = _run("db", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "revision base (behind head 0001" in status.stdout and "missing" in status.stdout
+    up = _run("db", "migrate", env=env)
+    assert up.returncode == 0 and up.stdout.strip().endswith("base -> 0001"), up.stderr
+    status = _run("db", "status", env=env)
+    assert "revision 0001 (up to date)" in status.stdout and "market_snapshots" in status.stdout
+    assert "missing" not in status.stdout
+    down = _run("db", "downgrade", "base", env=env)
+    assert down.returncode == 0 and down.stdout.strip().endswith("0001 -> base"), down.stderr
+    url = _run("db", "url", "--dagster", env=env)
+    assert url.stdout.startswith("postgresql+psycopg2://") and "/dagster" in url.stdout
+
+
+def test_demo_on_embedded_defaults() -> None:
+    var = Path("/tmp") / f"dc-demo-{os.getpid()}"  # short: the embedded server's socket lives here
+    env_clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthcharge", "demo"],
+        env={**env_clean, "VAR_DIR": str(var)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "(embedded)" in proc.stdout and "at revision 0001" in proc.stdout and "audit_log" in proc.stdout
+    assert (var / "pg" / "PG_VERSION").exists()
+    # persistent across runs, and stopped cleanly on exit (no postmaster left behind)
+    again = subprocess.run(
+        [sys.executable, "-m", "depthcharge", "db", "status"],
+        env={**env_clean, "VAR_DIR": str(var)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "revision 0001 (up to date)" in again.stdout
+    assert not (var / "pg" / "postmaster.pid").exists()
+    shutil.rmtree(var, ignore_errors=True)
+
+
+def test_invalid_setting_is_named() -> None:
+    proc = _run("db", "status", env={"TRADING_PAIRS": "btc-usd"})
+    assert proc.returncode == 2
+    assert "TRADING_PAIRS" in proc.stderr and "Traceback" not in proc.stderr
