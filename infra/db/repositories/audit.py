@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from psycopg import Connection
 from psycopg.rows import dict_row
 
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
 from schemas._time import ms_to_datetime, now_ms
-from schemas.enums import AuditAction
 from schemas.trading import AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -63,25 +63,8 @@ def _loads(value: str | None) -> Any:
 
 
 def _to_event(row: dict[str, Any]) -> AuditEvent:
-    loads = _loads
-    return AuditEvent(
-        id=row["id"],
-        ts=row["ts"],
-        actor=row["actor"],
-        action=AuditAction(row["action"]),
-        entity_type=row["entity_type"],
-        entity_id=row["entity_id"],
-        old_value=loads(row["old_value"]),
-        new_value=loads(row["new_value"]),
-        reason=row["reason"],
-        success=row["success"],
-        error_message=row["error_message"],
-        context=loads(row["context"]),
-        trace_id=row["trace_id"],
-        correlation_id=row["correlation_id"],
-        prev_hash=row["prev_hash"],
-        row_hash=row["row_hash"],
-    )
+    json_fields = {name: _loads(row[name]) for name in ("old_value", "new_value", "context")}
+    return msgspec.convert({**row, **json_fields}, AuditEvent)
 
 
 class AuditRepository(AsyncRepository):

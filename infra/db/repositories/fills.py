@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from infra.db.repositories._base import AsyncConn, AsyncRepository, ms, ms_param
 from schemas._time import ms_to_datetime
-from schemas.enums import ExecType, Side
 from schemas.trading import Fill
 
 _COLUMNS = f"""f.id, f.exec_id, f.order_id, f.client_order_id, f.exchange_order_id, f.symbol,
@@ -15,23 +16,8 @@ _COLUMNS = f"""f.id, f.exec_id, f.order_id, f.client_order_id, f.exchange_order_
 
 
 def _to_fill(row: dict[str, Any]) -> Fill:
-    return Fill(
-        id=row["id"],
-        exec_id=row["exec_id"],
-        order_id=row["order_id"],
-        client_order_id=row["client_order_id"],
-        exchange_order_id=row["exchange_order_id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        exec_type=ExecType(row["exec_type"]),
-        price=row["price"],
-        quantity=row["quantity"],
-        fee=row["fee"],
-        fee_currency=row["fee_currency"],
-        is_maker=row["is_maker"],
-        ts=row["ts"],
-        trace_id=row["trace_id"],
-    )
+    # Column aliases match the record's field names; msgspec validates and converts enums and Decimals.
+    return msgspec.convert(row, Fill)
 
 
 class FillRepository(AsyncRepository):

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from psycopg import errors
 
 from infra.db.errors import DuplicateKey, NotFound, VersionConflict
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms, ms_param
-from schemas.enums import OrderStatus, OrderType, Side, TimeInForce
+from schemas.enums import OrderStatus
 from schemas.trading import Order, OrderEvent
 
 LIVE_STATUSES = (OrderStatus.PENDING, OrderStatus.PLACED, OrderStatus.PARTIALLY_FILLED)
@@ -23,31 +24,8 @@ _COLUMNS = f"""o.id, o.client_order_id, o.exchange_order_id, o.symbol, o.side::t
 
 
 def _to_order(row: dict[str, Any]) -> Order:
-    return Order(
-        id=row["id"],
-        client_order_id=row["client_order_id"],
-        exchange_order_id=row["exchange_order_id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        order_type=OrderType(row["order_type"]),
-        time_in_force=TimeInForce(row["time_in_force"]),
-        quantity=row["quantity"],
-        price=row["price"],
-        filled_quantity=row["filled_quantity"],
-        avg_fill_price=row["avg_fill_price"],
-        reduce_only=row["reduce_only"],
-        status=OrderStatus(row["status"]),
-        stop_loss=row["stop_loss"],
-        take_profit=row["take_profit"],
-        position_id=row["position_id"],
-        reason=row["reason"],
-        error_message=row["error_message"],
-        signal_data=row["signal_data"],
-        trace_id=row["trace_id"],
-        version=row["version"],
-        created_ms=row["created_ms"],
-        updated_ms=row["updated_ms"],
-    )
+    # Column aliases match the record's field names; msgspec validates and converts enums and Decimals.
+    return msgspec.convert(row, Order)
 
 
 class OrderRepository(AsyncRepository):
@@ -228,16 +206,4 @@ class OrderRepository(AsyncRepository):
                 (client_order_id,),
             )
             rows = await cur.fetchall()
-        return [
-            OrderEvent(
-                id=r["id"],
-                order_id=r["order_id"],
-                from_status=None if r["from_status"] is None else OrderStatus(r["from_status"]),
-                to_status=OrderStatus(r["to_status"]),
-                reason=r["reason"],
-                trace_id=r["trace_id"],
-                details=r["details"],
-                ts=r["ts"],
-            )
-            for r in rows
-        ]
+        return [msgspec.convert(r, OrderEvent) for r in rows]

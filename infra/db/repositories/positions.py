@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from psycopg import errors
 
 from infra.db.errors import DuplicateKey, NotFound, VersionConflict
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
 from schemas._time import ms_to_datetime
-from schemas.enums import PositionStatus, Side
+from schemas.enums import PositionStatus
 from schemas.trading import Position
 
 _COLUMNS = f"""p.id, p.symbol, p.side::text AS side, p.status::text AS status, p.quantity, p.entry_price,
@@ -36,30 +37,8 @@ _UPDATABLE = {
 
 
 def _to_position(row: dict[str, Any]) -> Position:
-    return Position(
-        id=row["id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        status=PositionStatus(row["status"]),
-        quantity=row["quantity"],
-        entry_price=row["entry_price"],
-        exit_price=row["exit_price"],
-        leverage=row["leverage"],
-        unrealized_pnl=row["unrealized_pnl"],
-        realized_pnl=row["realized_pnl"],
-        fees_paid=row["fees_paid"],
-        stop_loss=row["stop_loss"],
-        take_profit=row["take_profit"],
-        entry_reason=row["entry_reason"],
-        exit_reason=row["exit_reason"],
-        signal_data=row["signal_data"],
-        trace_id=row["trace_id"],
-        opened_ms=row["opened_ms"],
-        closed_ms=row["closed_ms"],
-        version=row["version"],
-        created_ms=row["created_ms"],
-        updated_ms=row["updated_ms"],
-    )
+    # Column aliases match the record's field names; msgspec validates and converts enums and Decimals.
+    return msgspec.convert(row, Position)
 
 
 def _db_value(name: str, value: Any) -> tuple[str, Any]:
