@@ -8,7 +8,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.db.connection import Database
-from infra.db.repositories import MarketDataRepository, read_candles, read_snapshots, read_trades
+from infra.db.repositories import (
+    MarketDataRepository,
+    read_candles,
+    read_snapshots,
+    read_snapshots_pandas,
+    read_trades,
+)
 from schemas.arrow import RAW_SNAPSHOTS, table_to_raw_rows
 from schemas.snapshot import RawSnapshotRow, pad_levels
 from tests.fixtures.rows import T0_MS, candles, snapshot_rows, trades
@@ -22,6 +28,11 @@ async def test_copy_round_trip_is_exact(pool, db: Database) -> None:
         table = read_snapshots(conn, "BTCUSDT", T0_MS, T0_MS + 300_000)
     assert table.schema == RAW_SNAPSHOTS
     assert table_to_raw_rows(table) == rows  # every field, every float bit for bit
+    with db.connect() as conn:
+        frame = read_snapshots_pandas(conn, "BTCUSDT", T0_MS, T0_MS + 300_000)
+    assert list(frame.columns) == RAW_SNAPSHOTS.names and len(frame) == 300
+    assert frame["ts"].tolist() == [r.ts for r in rows]
+    assert list(frame["ask_sizes"].iloc[7]) == rows[7].ask_sizes
 
 
 async def test_read_range_is_half_open_and_per_symbol(pool, db: Database) -> None:
