@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 
 from bench import ingest
-from schemas._time import now_ms
+from schemas.times import now_ms
 
 RESULTS = Path(__file__).parent / "results.json"
 

@@ -6,7 +6,7 @@ import dagster as dg
 
 from infra.db.retention import enforce_retention
 from orchestration.resources import DatabaseResource
-from schemas._time import now_ms
+from schemas.times import now_ms
 
 
 @dg.op

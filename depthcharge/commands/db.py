@@ -14,7 +14,7 @@ from infra.db import migrate as migrations
 from infra.db.connection import dagster_postgres_url
 from infra.db.retention import enforce_retention
 from infra.settings import load_settings
-from schemas._time import now_ms
+from schemas.times import now_ms
 
 
 @click.group()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -64,7 +64,6 @@ class Database:
     source: str  # "DATABASE_URL", "TEST_DATABASE_URL" or "embedded"
     embedded: EmbeddedPostgres | None = None
     connect_timeout_s: int = 5
-    _extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def redacted(self) -> str:

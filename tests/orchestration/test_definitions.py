@@ -9,7 +9,7 @@ from infra.db.repositories import MarketDataRepository
 from orchestration.definitions import defs
 from orchestration.maintenance import market_data_retention_job
 from orchestration.resources import DatabaseResource
-from schemas._time import now_ms
+from schemas.times import now_ms
 from tests.fixtures.rows import snapshot_rows
 
 

@@ -19,7 +19,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
-from schemas._time import ms_to_datetime, now_ms
+from schemas.times import ms_to_datetime, now_ms
 from schemas.trading import AuditEvent
 
 GENESIS_HASH = "0" * 64

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from infra.db.repositories._base import AsyncConn, AsyncRepository, ms, ms_param
-from schemas._time import ms_to_datetime
+from schemas.times import ms_to_datetime
 from schemas.trading import Fill
 
 _COLUMNS = f"""f.id, f.exec_id, f.order_id, f.client_order_id, f.exchange_order_id, f.symbol,

@@ -16,10 +16,10 @@ import pyarrow as pa
 from psycopg import Connection
 
 from infra.db.repositories._base import AsyncConn, AsyncRepository, ms, ms_param
-from schemas._time import ms_to_datetime
 from schemas.arrow import CANDLES, PUBLIC_TRADES, RAW_SNAPSHOTS
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import LEVEL_ARRAY_FIELDS, RAW_SNAPSHOT_FIELDS, RawSnapshotRow
+from schemas.times import ms_to_datetime
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from infra.db.errors import DuplicateKey, NotFound, PromotionConflict
-from schemas._time import ms_to_datetime
 from schemas.enums import ModelStatus
 from schemas.model import ModelManifest
+from schemas.times import ms_to_datetime
 
 PROMOTION_CHANNEL = "model_promoted"
 

@@ -10,8 +10,8 @@ from psycopg import errors
 
 from infra.db.errors import DuplicateKey, NotFound, VersionConflict
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
-from schemas._time import ms_to_datetime
 from schemas.enums import PositionStatus
+from schemas.times import ms_to_datetime
 from schemas.trading import Position
 
 _COLUMNS = f"""p.id, p.symbol, p.side::text AS side, p.status::text AS status, p.quantity, p.entry_price,
