@@ -15,6 +15,7 @@ from exchange_sim.instruments import (
     DEFAULT_INSTRUMENTS,
     ETHUSDT,
     SOLUSDT,
+    Instrument,
     get_instrument,
     parse_decimal,
 )
@@ -128,7 +129,7 @@ def test_spec_self_checks() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(spec=st.sampled_from([BTCUSDT, ETHUSDT, SOLUSDT]), ticks=st.integers(1, 10**8))
-def test_tick_round_trip(spec, ticks: int) -> None:  # type: ignore[no-untyped-def]
+def test_tick_round_trip(spec: Instrument, ticks: int) -> None:
     price = spec.ticks_to_price(ticks)
     assert spec.price_to_ticks(price) == ticks
     assert -price.as_tuple().exponent == spec.price_scale
@@ -139,7 +140,7 @@ def test_tick_round_trip(spec, ticks: int) -> None:  # type: ignore[no-untyped-d
     spec=st.sampled_from([BTCUSDT, ETHUSDT, SOLUSDT]),
     price=st.decimals(min_value=D("0.5"), max_value=D("100000"), places=6),
 )
-def test_round_price_lands_on_grid_within_a_tick(spec, price: D) -> None:  # type: ignore[no-untyped-def]
+def test_round_price_lands_on_grid_within_a_tick(spec: Instrument, price: D) -> None:
     for direction in ("nearest", "down", "up"):
         rounded = spec.round_price(price, direction)
         spec.price_to_ticks(rounded)
