@@ -163,9 +163,9 @@ class ReplayMarket:
         ticks = self._ticks(t.symbol, t.price, t.ts)
         lots = self._lots(t.symbol, t.size, t.ts)
         maker = SELL if t.side == BUY else BUY
-        better = (lambda p: p < ticks) if maker == SELL else (lambda p: p > ticks)
+        sign = 1 if maker == BUY else -1  # a better maker price: higher bid, lower ask
         for order_id, (side, price, _) in list(self._resting[t.symbol].items()):
-            if side == maker and better(price):
+            if side == maker and sign * (price - ticks) > 0:
                 self._call(results, self.engine.cancel, REPLAY_OWNER, t.symbol, order_id=order_id)
         have = sum(q for s, p, q in self._resting[t.symbol].values() if s == maker and p == ticks)
         if have < lots:
