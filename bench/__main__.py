@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from bench import ingest
+from bench import ingest, orderbook
 from schemas.times import now_ms
 
 RESULTS = Path(__file__).parent / "results.json"
@@ -17,6 +17,7 @@ def main() -> None:
         "measured_ms": now_ms(),
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
         "ingest": ingest.run(),
+        "orderbook": orderbook.run(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -1,0 +1,110 @@
+"""Order-book delta application and raw-row build, against a naive baseline in the same run.
+
+Baseline: a price→size dict per side whose sorted view is rebuilt after every delta (what clients that
+need the best levels after each message commonly do). Ours: dict plus an incrementally kept sorted key
+list (trading_daemon.market.orderbook).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import Any
+
+from trading_daemon.market.orderbook import LevelEvents, LocalOrderBook
+from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
+
+N_DELTAS = 20_000
+REPEATS = 3
+Level = tuple[float, float]
+
+
+def _stream(seed: int = 11) -> tuple[list[Level], list[Level], list[tuple[list[Level], list[Level]]]]:
+    """A 50-level book around 64000 and deltas that update, delete and insert near the touch."""
+    rng = random.Random(seed)
+    tick = 0.1
+    bids = {round(64000.0 - i * tick, 1): rng.randint(1, 5000) / 1000 for i in range(50)}
+    asks = {round(64000.1 + i * tick, 1): rng.randint(1, 5000) / 1000 for i in range(50)}
+    snap_b, snap_a = sorted(bids.items(), reverse=True), sorted(asks.items())
+    deltas = []
+    for _ in range(N_DELTAS):
+        db: list[Level] = []
+        da: list[Level] = []
+        for _ in range(rng.randint(1, 4)):
+            is_bid = rng.random() < 0.5
+            side, out = (bids, db) if is_bid else (asks, da)
+            dist = min(int(rng.expovariate(0.15)), 59)
+            best_other = min(asks) if is_bid else max(bids)
+            price = (
+                round(best_other - (1 + dist) * tick, 1)
+                if is_bid
+                else round(best_other + (1 + dist) * tick, 1)
+            )
+            if price in side and rng.random() < 0.4:
+                del side[price]
+                out.append((price, 0.0))
+            else:
+                side[price] = rng.randint(1, 5000) / 1000
+                out.append((price, side[price]))
+        deltas.append((db, da))
+    return snap_b, snap_a, deltas
+
+
+def _naive(snap_b: list[Level], snap_a: list[Level], deltas: list[tuple[list[Level], list[Level]]]) -> float:
+    bids, asks = dict(snap_b), dict(snap_a)
+    start = time.perf_counter()
+    for db, da in deltas:
+        for side, levels in ((bids, db), (asks, da)):
+            for p, s in levels:
+                if s == 0.0:
+                    side.pop(p, None)
+                else:
+                    side[p] = s
+        best_bids = sorted(bids.items(), reverse=True)[:50]
+        best_asks = sorted(asks.items())[:50]
+        if best_bids and best_asks and best_bids[0][0] >= best_asks[0][0]:
+            raise AssertionError("crossed")
+    return time.perf_counter() - start
+
+
+def _ours(snap_b: list[Level], snap_a: list[Level], deltas: list[tuple[list[Level], list[Level]]]) -> float:
+    book = LocalOrderBook("BTCUSDT")
+    book.load_snapshot(snap_b, snap_a, u=0, ts=0)
+    events = LevelEvents()
+    start = time.perf_counter()
+    for u, (db, da) in enumerate(deltas, start=1):
+        book.apply_delta(db, da, u, u, events)
+    return time.perf_counter() - start
+
+
+def _row_build_us(snap_b: list[Level], snap_a: list[Level]) -> float:
+    builder = RawSnapshotBuilder("BTCUSDT")
+    builder.on_book_snapshot(snap_b, snap_a, u=1, ts=1)
+    n = 2_000
+    start = time.perf_counter()
+    for i in range(1, n + 1):
+        builder.on_other_message(i * 1000 + 1)  # each call emits exactly one row
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def run() -> dict[str, Any]:
+    snap_b, snap_a, deltas = _stream()
+    naive, ours = [], []
+    for _ in range(REPEATS):
+        naive.append(_naive(snap_b, snap_a, deltas))
+        ours.append(_ours(snap_b, snap_a, deltas))
+    naive_us = statistics.median(naive) / N_DELTAS * 1e6
+    ours_us = statistics.median(ours) / N_DELTAS * 1e6
+    row_us = _row_build_us(snap_b, snap_a)
+    print(f"order-book delta apply, {N_DELTAS} deltas x {REPEATS} (median):")
+    print(f"  naive re-sort  {naive_us:8.2f} us/message  (baseline)")
+    print(f"  local book     {ours_us:8.2f} us/message  {naive_us / ours_us:.1f}x faster")
+    print(f"  raw snapshot row build {row_us:.1f} us/row")
+    return {
+        "deltas": N_DELTAS,
+        "repeats": REPEATS,
+        "us_per_delta": {"naive_resort": round(naive_us, 3), "local_book": round(ours_us, 3)},
+        "speedup_vs_naive": round(naive_us / ours_us, 2),
+        "row_build_us": round(row_us, 2),
+    }
