@@ -1,0 +1,1 @@
+"""Observability of the trading daemon: JSON logs with trace context, operation tracing, Prometheus metrics."""

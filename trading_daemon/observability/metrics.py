@@ -1,0 +1,129 @@
+"""Prometheus metrics of the daemon, in a registry owned by one `DaemonMetrics` object.
+
+Nothing registers in prometheus-client's global default registry: the daemon creates one
+`DaemonMetrics` and serves `render()` from its API, and each test creates its own, so series never
+leak between tests or collide on re-registration.
+
+The resilience package does not import this module; the daemon wires `breaker_state_changed` and
+`observe_rate_limit` in as the breakers' and the rate limiter's listeners.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+__all__ = ["BREAKER_STATE_VALUES", "CONTENT_TYPE_LATEST", "DaemonMetrics", "render_metrics"]
+
+# Gauge values of circuit_breaker_state; ordered by severity so `max()` over breakers is meaningful.
+BREAKER_STATE_VALUES: dict[str, float] = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+_WAIT_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class DaemonMetrics:
+    """The daemon's counters and gauges, registered in `registry` (a fresh one by default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = "depthcharge") -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        ns, reg = namespace, self.registry
+        self.market_messages = Counter(
+            "market_messages",
+            "Market-data messages received, by topic.",
+            ["topic"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.book_resyncs = Counter(
+            "book_resyncs",
+            "Order-book resynchronisations (gap, crossed book).",
+            ["symbol"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.ws_reconnects = Counter(
+            "ws_reconnects", "WebSocket reconnections, by stream.", ["stream"], namespace=ns, registry=reg
+        )
+        self.circuit_breaker_state = Gauge(
+            "circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["breaker"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.circuit_breaker_transitions = Counter(
+            "circuit_breaker_transitions",
+            "Circuit breaker state changes, by breaker and new state.",
+            ["breaker", "state"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.rate_limiter_tokens = Gauge(
+            "rate_limiter_tokens",
+            "Tokens left in a rate-limit bucket.",
+            ["bucket"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.rate_limiter_wait_seconds = Histogram(
+            "rate_limiter_wait_seconds",
+            "Time spent waiting for rate-limit tokens.",
+            ["bucket"],
+            namespace=ns,
+            registry=reg,
+            buckets=_WAIT_BUCKETS,
+        )
+        self.rate_limiter_rejections = Counter(
+            "rate_limiter_rejections",
+            "Acquisitions refused because the wait would exceed max_wait.",
+            ["bucket"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.recorder_lag_seconds = Gauge(
+            "recorder_lag_seconds",
+            "Age of the oldest row not yet written to the database.",
+            namespace=ns,
+            registry=reg,
+        )
+        self.recorder_spool_rows = Gauge(
+            "recorder_spool_rows", "Rows waiting in the local spool.", namespace=ns, registry=reg
+        )
+        self.recorder_spool_bytes = Gauge(
+            "recorder_spool_bytes", "Size of the local spool files.", namespace=ns, registry=reg
+        )
+        self.rows_recorded = Counter(
+            "rows_recorded", "Rows written to the database, by table.", ["table"], namespace=ns, registry=reg
+        )
+
+    def record_market_message(self, topic: str) -> None:
+        """Count one market-data message of `topic` (e.g. `orderbook.50.BTCUSDT`)."""
+        self.market_messages.labels(topic=topic).inc()
+
+    def breaker_state_changed(self, breaker: str, old_state: str, new_state: str) -> None:
+        """Circuit-breaker listener: set the state gauge and count the transition."""
+        self.circuit_breaker_state.labels(breaker=breaker).set(BREAKER_STATE_VALUES[str(new_state)])
+        self.circuit_breaker_transitions.labels(breaker=breaker, state=str(new_state)).inc()
+
+    def observe_rate_limit(self, bucket: str, tokens_left: float, waited: float, allowed: bool) -> None:
+        """Rate-limiter listener: tokens left after an acquisition, its wait, or a rejection."""
+        self.rate_limiter_tokens.labels(bucket=bucket).set(tokens_left)
+        if allowed:
+            self.rate_limiter_wait_seconds.labels(bucket=bucket).observe(waited)
+        else:
+            self.rate_limiter_rejections.labels(bucket=bucket).inc()
+
+    def set_recorder_state(self, *, lag_seconds: float, spool_rows: int, spool_bytes: int) -> None:
+        """Publish the recorder's lag and spool size."""
+        self.recorder_lag_seconds.set(lag_seconds)
+        self.recorder_spool_rows.set(spool_rows)
+        self.recorder_spool_bytes.set(spool_bytes)
+
+    def render(self) -> str:
+        """The Prometheus text exposition of every metric in this registry."""
+        return render_metrics(self.registry)
+
+
+def render_metrics(registry: CollectorRegistry) -> str:
+    """The Prometheus text exposition (content type `CONTENT_TYPE_LATEST`) of `registry`."""
+    return generate_latest(registry).decode("utf-8")

@@ -1,0 +1,1 @@
+"""Resilience of the trading daemon: token-bucket rate limiting and circuit breakers."""
