@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from bench import ingest, orderbook
+from bench import ingest, market, orderbook
 from schemas.times import now_ms
 
 RESULTS = Path(__file__).parent / "results.json"
@@ -18,6 +18,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
         "ingest": ingest.run(),
         "orderbook": orderbook.run(),
+        "market": market.run(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from depthcharge.commands.audit import audit
 from depthcharge.commands.db import db
 from depthcharge.commands.demo import demo
+from depthcharge.commands.exchange_sim import exchange_sim
 from infra.db.errors import StorageError
 
 
@@ -27,6 +28,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(db)
 cli.add_command(audit)
 cli.add_command(demo)
+cli.add_command(exchange_sim)
 
 
 def main() -> None:

@@ -148,9 +148,15 @@ class Account:
     """A Unified Trading Account identified by its API key."""
 
     def __init__(
-        self, api_key: str, wallet_balance: Decimal, instruments: Mapping[str, Instrument],
-        marks: MarkPrices, clock: Callable[[], int], *,
-        maker_fee_rate: Decimal = DEFAULT_MAKER_FEE_RATE, taker_fee_rate: Decimal = DEFAULT_TAKER_FEE_RATE,
+        self,
+        api_key: str,
+        wallet_balance: Decimal,
+        instruments: Mapping[str, Instrument],
+        marks: MarkPrices,
+        clock: Callable[[], int],
+        *,
+        maker_fee_rate: Decimal = DEFAULT_MAKER_FEE_RATE,
+        taker_fee_rate: Decimal = DEFAULT_TAKER_FEE_RATE,
         default_leverage: Decimal = DEFAULT_LEVERAGE,
     ) -> None:
         if wallet_balance < 0:
@@ -222,7 +228,8 @@ class Account:
             closed = min(qty, pos.size)
             # The last close takes the whole remaining basis, so rounding never accumulates.
             basis = (
-                pos.entry_value if closed == pos.size
+                pos.entry_value
+                if closed == pos.size
                 else (pos.entry_value * closed / pos.size).quantize(MONEY_QUANTUM)
             )
             pnl = price * closed - basis if pos.qty > 0 else basis - price * closed
@@ -269,10 +276,26 @@ class Account:
         pos.updated_time = ts
         pos.seq = seq
         return Execution(
-            exec_id=exec_id, exec_type=EXEC_FUNDING, owner=self.api_key, symbol=symbol, side=pos.side,
-            order_id="", order_link_id="", order_type="UNKNOWN", order_price=ZERO, order_qty=ZERO,
-            leaves_qty=ZERO, exec_price=mark, exec_qty=pos.size, exec_value=value, exec_fee=fee,
-            fee_rate=funding_rate, is_maker=False, exec_time=ts, seq=seq, mark_price=mark,
+            exec_id=exec_id,
+            exec_type=EXEC_FUNDING,
+            owner=self.api_key,
+            symbol=symbol,
+            side=pos.side,
+            order_id="",
+            order_link_id="",
+            order_type="UNKNOWN",
+            order_price=ZERO,
+            order_qty=ZERO,
+            leaves_qty=ZERO,
+            exec_price=mark,
+            exec_qty=pos.size,
+            exec_value=value,
+            exec_fee=fee,
+            fee_rate=funding_rate,
+            is_maker=False,
+            exec_time=ts,
+            seq=seq,
+            mark_price=mark,
         )
 
     # -- margin ------------------------------------------------------------------------------------
@@ -282,7 +305,9 @@ class Account:
         value = qty * price
         return value / self.position(symbol).leverage + value * self.taker_fee_rate * 2
 
-    def order_initial_margin(self, extra: Iterable[OpenOrderLike] = (), exclude: str | None = None) -> Decimal:
+    def order_initial_margin(
+        self, extra: Iterable[OpenOrderLike] = (), exclude: str | None = None
+    ) -> Decimal:
         """``totalOrderIM`` over the open orders, netted per symbol.
 
         ``extra`` adds hypothetical orders and ``exclude`` leaves out one open order by id, so that a new
@@ -314,8 +339,10 @@ class Account:
     def available_balance(self, extra: Iterable[OpenOrderLike] = ()) -> Decimal:
         """``totalAvailableBalance``: margin balance minus position and order initial margin."""
         return (
-            self.wallet_balance + self.unrealised_pnl()
-            - self.position_initial_margin() - self.order_initial_margin(extra)
+            self.wallet_balance
+            + self.unrealised_pnl()
+            - self.position_initial_margin()
+            - self.order_initial_margin(extra)
         )
 
     def check_order_margin(self, order: OpenOrderLike, replacing: str | None = None) -> None:
@@ -336,14 +363,20 @@ class Account:
         """Balances and margins for the wallet-balance endpoint and ``wallet`` topic."""
         upl = self.unrealised_pnl()
         mm = sum(
-            (p.maintenance_margin(self.instruments[s].maintenance_margin_rate, self.taker_fee_rate)
-             for s, p in self.positions.items()),
+            (
+                p.maintenance_margin(self.instruments[s].maintenance_margin_rate, self.taker_fee_rate)
+                for s, p in self.positions.items()
+            ),
             ZERO,
         )
         return WalletSummary(
-            wallet_balance=self.wallet_balance, unrealised_pnl=upl, equity=self.wallet_balance + upl,
-            total_position_im=self.position_initial_margin(), total_position_mm=mm,
-            total_order_im=self.order_initial_margin(), available_balance=self.available_balance(),
+            wallet_balance=self.wallet_balance,
+            unrealised_pnl=upl,
+            equity=self.wallet_balance + upl,
+            total_position_im=self.position_initial_margin(),
+            total_position_mm=mm,
+            total_order_im=self.order_initial_margin(),
+            available_balance=self.available_balance(),
             cum_realised_pnl=sum((p.cum_realised_pnl for p in self.positions.values()), ZERO),
         )
 
@@ -352,8 +385,11 @@ class AccountRegistry:
     """All accounts of the paper exchange by API key, with the shared mark prices and exec ids."""
 
     def __init__(
-        self, instruments: Mapping[str, Instrument], clock: Callable[[], int],
-        marks: MarkPrices | None = None, ids: Callable[[], str] | None = None,
+        self,
+        instruments: Mapping[str, Instrument],
+        clock: Callable[[], int],
+        marks: MarkPrices | None = None,
+        ids: Callable[[], str] | None = None,
     ) -> None:
         self.instruments = instruments
         self.clock = clock
@@ -363,16 +399,26 @@ class AccountRegistry:
         self._funding_seq = 0
 
     def open(
-        self, api_key: str, wallet_balance: Decimal, *,
-        maker_fee_rate: Decimal = DEFAULT_MAKER_FEE_RATE, taker_fee_rate: Decimal = DEFAULT_TAKER_FEE_RATE,
+        self,
+        api_key: str,
+        wallet_balance: Decimal,
+        *,
+        maker_fee_rate: Decimal = DEFAULT_MAKER_FEE_RATE,
+        taker_fee_rate: Decimal = DEFAULT_TAKER_FEE_RATE,
         default_leverage: Decimal = DEFAULT_LEVERAGE,
     ) -> Account:
         """Create the account of ``api_key`` with ``wallet_balance`` USDT."""
         if api_key in self._accounts:
             raise ValueError(f"account {api_key!r} already exists")
         account = Account(
-            api_key, wallet_balance, self.instruments, self.marks, self.clock,
-            maker_fee_rate=maker_fee_rate, taker_fee_rate=taker_fee_rate, default_leverage=default_leverage,
+            api_key,
+            wallet_balance,
+            self.instruments,
+            self.marks,
+            self.clock,
+            maker_fee_rate=maker_fee_rate,
+            taker_fee_rate=taker_fee_rate,
+            default_leverage=default_leverage,
         )
         self._accounts[api_key] = account
         return account

@@ -30,6 +30,9 @@ from exchange_sim.instruments import Instrument
 BUY = "Buy"
 SELL = "Sell"
 SIDES = (BUY, SELL)
+# Owner of aggregated anonymous volume (the synthetic market's segments, SIM_MARKET.md §11). Such a
+# ``BookOrder`` is not one participant's order but the merged volume of many between tracked orders.
+ANON_OWNER = "~anon"
 
 
 class BookError(ValueError):
@@ -135,6 +138,7 @@ class OrderBook:
         self.asks = BookSide(SELL)
         self._orders: dict[str, BookOrder] = {}
         self._next_priority = 0
+        self._anon_seq = 0  # ids of anonymous segments ("~a<n>"), unique within this book
         # Cross sequence: bumped on every mutation, like Bybit's `seq` (monotonic, not contiguous per topic).
         self.seq = 0
         # Levels touched since the last drain, so the protocol layer can build orderbook deltas.
@@ -212,9 +216,7 @@ class OrderBook:
         ``b:<price>:<size>|…|a:<price>:<size>|…`` with the padded wire strings.
         """
         snap = self.snapshot(depth)
-        text = "|".join(
-            [f"b:{p}:{q}" for p, q in snap.bids] + [f"a:{p}:{q}" for p, q in snap.asks]
-        )
+        text = "|".join([f"b:{p}:{q}" for p, q in snap.bids] + [f"a:{p}:{q}" for p, q in snap.asks])
         return zlib.crc32(text.encode("ascii"))
 
     def export(self) -> dict[str, list[tuple[int, list[tuple[str, str, int]]]]]:
@@ -310,7 +312,9 @@ class OrderBook:
         """
         level = self.side(order.side)._levels.get(order.price)
         if level is None or level.front() is not order:
-            raise BookError(f"order {order.order_id} is not at the front of its level; fills go in FIFO order")
+            raise BookError(
+                f"order {order.order_id} is not at the front of its level; fills go in FIFO order"
+            )
         if not 0 < lots <= order.leaves:
             raise BookError(f"order {order.order_id}: fill of {lots} lots needs 0 < lots <= {order.leaves}")
         self._touch(order.side, order.price)
@@ -341,6 +345,101 @@ class OrderBook:
         assert seen == len(self._orders), "index holds orders missing from the levels"
         bid, ask = self.best_bid(), self.best_ask()
         assert bid is None or ask is None or bid < ask, f"crossed book: bid {bid} >= ask {ask}"
+
+    # -- anonymous segments (synthetic market fast path, SIM_MARKET.md §11) --------------------------
+
+    def add_anonymous(self, side: str, price: int, lots: int) -> None:
+        """Add ``lots`` of anonymous volume at the back of the ``price`` queue.
+
+        The volume merges into the level's last entry if that is an anonymous segment; otherwise (the
+        level is new, or a tracked order is last) it starts a new segment behind everything resting.
+        Tracked orders therefore never lose queue position to anonymous arrivals.
+        """
+        if lots <= 0:
+            raise BookError(f"anonymous add of {lots} lots at {price} ticks: size must be positive")
+        book_side = self.bids if side == BUY else self.asks
+        level = book_side._levels.get(price)
+        if level is not None:
+            last = next(reversed(level.orders.values()))
+            if last.owner == ANON_OWNER:
+                last.leaves += lots
+                level.total += lots
+                self._touch(side, price)
+                return
+        elif price <= 0 or self.would_cross(side, price):
+            raise BookError(
+                f"anonymous {side} volume at {price} ticks would cross or leave the {self.symbol} book "
+                f"(bid {self.best_bid()}, ask {self.best_ask()})"
+            )
+        self._anon_seq += 1
+        order_id = f"~a{self._anon_seq}"
+        order = BookOrder(order_id, ANON_OWNER, side, price, lots, self._take_priority())
+        level = book_side._level_for_insert(price)
+        level.orders[order_id] = order
+        level.total += lots
+        self._orders[order_id] = order
+        self._touch(side, price)
+
+    def cancel_anonymous(self, side: str, price: int, lots: int) -> int:
+        """Cancel up to ``lots`` of anonymous volume at ``price``; returns the lots actually removed.
+
+        With several anonymous segments (tracked orders in between) the cancel is split in proportion to
+        segment size, a uniform position in the queue (hftbacktest's power-probability model with n = 1);
+        the rounding remainder comes off the back-most segments, so the volume ahead of any tracked
+        order never grows.
+        """
+        if lots <= 0:
+            return 0
+        level = (self.bids if side == BUY else self.asks)._levels.get(price)
+        if level is None:
+            return 0
+        if len(level.orders) == 1:  # the common case: one anonymous segment, no tracked order
+            order = level.front()
+            if order.owner != ANON_OWNER:
+                return 0
+            if lots >= order.leaves:
+                lots = order.leaves
+                self._unlink(order)
+                order.leaves = 0
+            else:
+                order.leaves -= lots
+                level.total -= lots
+            self._touch(side, price)
+            return lots
+        segments = [o for o in level.orders.values() if o.owner == ANON_OWNER]
+        if not segments:
+            return 0
+        available = sum(o.leaves for o in segments)
+        lots = min(lots, available)
+        if len(segments) == 1:
+            cuts = [lots]
+        else:
+            cuts = [lots * o.leaves // available for o in segments]
+            rest = lots - sum(cuts)
+            for i in range(len(segments) - 1, -1, -1):
+                if not rest:
+                    break
+                extra = min(rest, segments[i].leaves - cuts[i])
+                cuts[i] += extra
+                rest -= extra
+        for order, cut in zip(segments, cuts, strict=True):
+            if not cut:
+                continue
+            if cut == order.leaves:
+                self._unlink(order)
+                order.leaves = 0
+            else:
+                order.leaves -= cut
+                level.total -= cut
+        self._touch(side, price)
+        return lots
+
+    def anonymous_lots(self, side: str, price: int) -> int:
+        """Anonymous volume resting at ``price`` (the level's total minus tracked orders)."""
+        level = (self.bids if side == BUY else self.asks)._levels.get(price)
+        if level is None:
+            return 0
+        return sum(o.leaves for o in level.orders.values() if o.owner == ANON_OWNER)
 
     # -- internals ---------------------------------------------------------------------------------
 

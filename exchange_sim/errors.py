@@ -44,8 +44,14 @@ class InstrumentRuleError(ExchangeError):
     """
 
     def __init__(
-        self, symbol: str, field: str, value: object, rule: str, detail: str,
-        ret_code: RetCode = RetCode.PARAMS_ERROR, prefix: str = "params error",
+        self,
+        symbol: str,
+        field: str,
+        value: object,
+        rule: str,
+        detail: str,
+        ret_code: RetCode = RetCode.PARAMS_ERROR,
+        prefix: str = "params error",
     ) -> None:
         super().__init__(ret_code, f"{prefix}: {field} {value} of {symbol} violates {rule}: {detail}")
         self.symbol = symbol

@@ -113,7 +113,10 @@ class Instrument:
             raise InstrumentRuleError(self.symbol, field, price, "priceFilter", "must be a positive number")
         if price < self.min_price or price > self.max_price:
             raise InstrumentRuleError(
-                self.symbol, field, price, "minPrice/maxPrice",
+                self.symbol,
+                field,
+                price,
+                "minPrice/maxPrice",
                 f"must lie within [{self.min_price}, {self.max_price}]",
             )
         return self.price_to_ticks(price, field)
@@ -130,11 +133,16 @@ class Instrument:
             raise InstrumentRuleError(self.symbol, field, qty, "lotSizeFilter", "must be a positive number")
         if qty < self.min_order_qty:
             raise InstrumentRuleError(
-                self.symbol, field, qty, "minOrderQty", f"must be at least {self.min_order_qty}",
+                self.symbol,
+                field,
+                qty,
+                "minOrderQty",
+                f"must be at least {self.min_order_qty}",
                 prefix="The number of contracts exceeds minimum limit allowed",
             )
         maximum, rule = (
-            (self.max_mkt_order_qty, "maxMktOrderQty") if order_type == "Market"
+            (self.max_mkt_order_qty, "maxMktOrderQty")
+            if order_type == "Market"
             else (self.max_order_qty, "maxOrderQty")
         )
         if qty > maximum:
@@ -146,8 +154,12 @@ class Instrument:
         notional = qty * price
         if notional < self.min_notional_value:
             raise InstrumentRuleError(
-                self.symbol, "qty*price", notional, "minNotionalValue",
-                f"must be at least {self.min_notional_value} USDT", ret_code=RetCode.NOTIONAL_BELOW_MIN,
+                self.symbol,
+                "qty*price",
+                notional,
+                "minNotionalValue",
+                f"must be at least {self.min_notional_value} USDT",
+                ret_code=RetCode.NOTIONAL_BELOW_MIN,
                 prefix="Order notional value below the lower limit",
             )
 
@@ -155,7 +167,10 @@ class Instrument:
         """Check ``leverage`` against ``[minLeverage, maxLeverage]`` and ``leverageStep``."""
         if not leverage.is_finite() or leverage < self.min_leverage or leverage > self.max_leverage:
             raise InstrumentRuleError(
-                self.symbol, field, leverage, "leverageFilter",
+                self.symbol,
+                field,
+                leverage,
+                "leverageFilter",
                 f"must lie within [{self.min_leverage}, {self.max_leverage}]",
             )
         if leverage % self.leverage_step:
@@ -182,34 +197,73 @@ def parse_decimal(field: str, text: object) -> Decimal:
 _D = Decimal
 
 BTCUSDT = Instrument(
-    symbol="BTCUSDT", base_coin="BTC", quote_coin="USDT", price_scale=2,
-    tick_size=_D("0.10"), min_price=_D("0.10"), max_price=_D("1999999.80"),
-    qty_step=_D("0.001"), min_order_qty=_D("0.001"), max_order_qty=_D("1190.000"),
-    max_mkt_order_qty=_D("500.000"), min_notional_value=_D("5"),
-    min_leverage=_D("1"), max_leverage=_D("100.00"), leverage_step=_D("0.01"),
-    funding_interval_minutes=480, upper_funding_rate=_D("0.00375"), lower_funding_rate=_D("-0.00375"),
-    price_limit_ratio=_D("0.02"), maintenance_margin_rate=_D("0.005"),
+    symbol="BTCUSDT",
+    base_coin="BTC",
+    quote_coin="USDT",
+    price_scale=2,
+    tick_size=_D("0.10"),
+    min_price=_D("0.10"),
+    max_price=_D("1999999.80"),
+    qty_step=_D("0.001"),
+    min_order_qty=_D("0.001"),
+    max_order_qty=_D("1190.000"),
+    max_mkt_order_qty=_D("500.000"),
+    min_notional_value=_D("5"),
+    min_leverage=_D("1"),
+    max_leverage=_D("100.00"),
+    leverage_step=_D("0.01"),
+    funding_interval_minutes=480,
+    upper_funding_rate=_D("0.00375"),
+    lower_funding_rate=_D("-0.00375"),
+    price_limit_ratio=_D("0.02"),
+    maintenance_margin_rate=_D("0.005"),
 )
 
 ETHUSDT = Instrument(
-    symbol="ETHUSDT", base_coin="ETH", quote_coin="USDT", price_scale=2,
-    tick_size=_D("0.01"), min_price=_D("0.01"), max_price=_D("199999.98"),
-    qty_step=_D("0.01"), min_order_qty=_D("0.01"), max_order_qty=_D("10000.00"),
-    max_mkt_order_qty=_D("2000.00"), min_notional_value=_D("5"),
-    min_leverage=_D("1"), max_leverage=_D("100.00"), leverage_step=_D("0.01"),
-    funding_interval_minutes=480, upper_funding_rate=_D("0.00375"), lower_funding_rate=_D("-0.00375"),
-    price_limit_ratio=_D("0.02"), maintenance_margin_rate=_D("0.005"),
+    symbol="ETHUSDT",
+    base_coin="ETH",
+    quote_coin="USDT",
+    price_scale=2,
+    tick_size=_D("0.01"),
+    min_price=_D("0.01"),
+    max_price=_D("199999.98"),
+    qty_step=_D("0.01"),
+    min_order_qty=_D("0.01"),
+    max_order_qty=_D("10000.00"),
+    max_mkt_order_qty=_D("2000.00"),
+    min_notional_value=_D("5"),
+    min_leverage=_D("1"),
+    max_leverage=_D("100.00"),
+    leverage_step=_D("0.01"),
+    funding_interval_minutes=480,
+    upper_funding_rate=_D("0.00375"),
+    lower_funding_rate=_D("-0.00375"),
+    price_limit_ratio=_D("0.02"),
+    maintenance_margin_rate=_D("0.005"),
 )
 
 # SOLUSDT's tick is 0.010 with priceScale 3 (SIM_MARKET.md §4), not 0.001.
 SOLUSDT = Instrument(
-    symbol="SOLUSDT", base_coin="SOL", quote_coin="USDT", price_scale=3,
-    tick_size=_D("0.010"), min_price=_D("0.010"), max_price=_D("19999.980"),
-    qty_step=_D("0.1"), min_order_qty=_D("0.1"), max_order_qty=_D("96000.0"),
-    max_mkt_order_qty=_D("12000.0"), min_notional_value=_D("5"),
-    min_leverage=_D("1"), max_leverage=_D("75.00"), leverage_step=_D("0.01"),
-    funding_interval_minutes=480, upper_funding_rate=_D("0.005"), lower_funding_rate=_D("-0.005"),
-    price_limit_ratio=_D("0.03"), maintenance_margin_rate=_D("0.01"),
+    symbol="SOLUSDT",
+    base_coin="SOL",
+    quote_coin="USDT",
+    price_scale=3,
+    tick_size=_D("0.010"),
+    min_price=_D("0.010"),
+    max_price=_D("19999.980"),
+    qty_step=_D("0.1"),
+    min_order_qty=_D("0.1"),
+    max_order_qty=_D("96000.0"),
+    max_mkt_order_qty=_D("12000.0"),
+    min_notional_value=_D("5"),
+    min_leverage=_D("1"),
+    max_leverage=_D("75.00"),
+    leverage_step=_D("0.01"),
+    funding_interval_minutes=480,
+    upper_funding_rate=_D("0.005"),
+    lower_funding_rate=_D("-0.005"),
+    price_limit_ratio=_D("0.03"),
+    maintenance_margin_rate=_D("0.01"),
 )
 
 DEFAULT_INSTRUMENTS: Mapping[str, Instrument] = MappingProxyType(

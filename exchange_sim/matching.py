@@ -31,7 +31,7 @@ from exchange_sim.accounts import (
     MONEY_QUANTUM,
     AccountRegistry,
 )
-from exchange_sim.book import BUY, SELL, BookOrder, OrderBook
+from exchange_sim.book import ANON_OWNER, BUY, SELL, BookOrder, OrderBook
 from exchange_sim.errors import ExchangeError, RetCode
 from exchange_sim.events import (
     CANCEL_BY_REDUCE_ONLY,
@@ -55,6 +55,7 @@ from exchange_sim.instruments import Instrument, get_instrument
 from exchange_sim.pricing import check_price_band, market_protection
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
+ANON_TAKER = "~anon-taker"  # owner of the synthetic market's own market orders and sweeps (no records kept)
 MAX_ACTIVE_ORDERS = 500  # per account and symbol (110020)
 CLOSED_ORDERS_KEPT = 500  # per account, like Bybit's realtime closed-order cache (§4.5)
 _ORDER_LINK_ID = re.compile(r"[0-9A-Za-z_-]{1,36}")
@@ -95,8 +96,12 @@ class MatchingEngine:
     """Books, open orders and matching for every instrument of the paper exchange."""
 
     def __init__(
-        self, accounts: AccountRegistry, *, instruments: Mapping[str, Instrument] | None = None,
-        clock: Callable[[], int] | None = None, ids: Callable[[], str] | None = None,
+        self,
+        accounts: AccountRegistry,
+        *,
+        instruments: Mapping[str, Instrument] | None = None,
+        clock: Callable[[], int] | None = None,
+        ids: Callable[[], str] | None = None,
     ) -> None:
         self.accounts = accounts
         self.instruments = instruments if instruments is not None else accounts.instruments
@@ -107,6 +112,10 @@ class MatchingEngine:
         self._closed: dict[str, OrderedDict[str, Order]] = {}  # accounts only, newest last
         self._link_ids: dict[str, dict[str, str]] = {}  # owner → orderLinkId → orderId, kept forever
         self._last_trade: dict[str, tuple[int, str]] = {}  # symbol → (ticks, last non-zero direction)
+        # Called as hook(symbol, maker side, ticks, lots) whenever anonymous volume trades, whoever the
+        # taker is, so a synthetic market mirroring the anonymous volume stays exact (SIM_MARKET.md §11).
+        self.anonymous_fill_hook: Callable[[str, str, int, int], None] | None = None
+        self._anon_takers = 0
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -120,7 +129,9 @@ class MatchingEngine:
         found = [o for o in self._open.values() if o.owner == owner and symbol in (None, o.symbol)]
         return [o.snapshot() for o in sorted(found, key=lambda o: o.created_time, reverse=True)]
 
-    def get_order(self, owner: str, order_id: str | None = None, order_link_id: str | None = None) -> Order | None:
+    def get_order(
+        self, owner: str, order_id: str | None = None, order_link_id: str | None = None
+    ) -> Order | None:
         """An open or recently closed order of ``owner``; ``order_id`` wins over ``order_link_id``."""
         order = self._find(owner, order_id, order_link_id, include_closed=True)
         return order.snapshot() if order is not None else None
@@ -141,7 +152,9 @@ class MatchingEngine:
         get_instrument(symbol, self.instruments)
         self.accounts.marks.set_mark(symbol, price)
 
-    def settle_funding(self, symbol: str, funding_rate: Decimal, mark: Decimal | None = None) -> list[Execution]:
+    def settle_funding(
+        self, symbol: str, funding_rate: Decimal, mark: Decimal | None = None
+    ) -> list[Execution]:
         """Settle one funding interval of ``symbol`` (see :meth:`AccountRegistry.settle_funding`)."""
         book = self.book(symbol)
         book.seq += 1
@@ -203,10 +216,20 @@ class MatchingEngine:
             lots = min(lots, room)
         ts = self.clock()
         order = Order(
-            order_id=self.ids(), order_link_id=req.order_link_id, owner=owner, symbol=req.symbol,
-            side=req.side, order_type=req.order_type, time_in_force=tif, price=order_price,
-            qty=spec.lots_to_qty(lots), leaves_qty=spec.lots_to_qty(lots), reduce_only=req.reduce_only,
-            created_time=ts, updated_time=ts, last_price_on_created=self._last_price(spec),
+            order_id=self.ids(),
+            order_link_id=req.order_link_id,
+            owner=owner,
+            symbol=req.symbol,
+            side=req.side,
+            order_type=req.order_type,
+            time_in_force=tif,
+            price=order_price,
+            qty=spec.lots_to_qty(lots),
+            leaves_qty=spec.lots_to_qty(lots),
+            reduce_only=req.reduce_only,
+            created_time=ts,
+            updated_time=ts,
+            last_price_on_created=self._last_price(spec),
             slippage_tolerance_type=req.slippage_tolerance_type or "UNKNOWN",
             slippage_tolerance=req.slippage_tolerance,
         )
@@ -226,8 +249,14 @@ class MatchingEngine:
         return result
 
     def _execute(
-        self, spec: Instrument, book: OrderBook, order: Order, lots: int, limit: int | None,
-        result: EngineResult, ts: int,
+        self,
+        spec: Instrument,
+        book: OrderBook,
+        order: Order,
+        lots: int,
+        limit: int | None,
+        result: EngineResult,
+        ts: int,
     ) -> None:
         """Run a new (or re-priced) order against the book according to its time in force."""
         tif = order.time_in_force
@@ -244,7 +273,8 @@ class MatchingEngine:
                 self._finish(order, CANCELLED, EC_NO_IMMEDIATE_QTY_TO_FILL, CANCEL_BY_REDUCE_ONLY, ts)
             elif tif in ("IOC", "FOK"):
                 reason = (
-                    EC_REACH_MARKET_PRICE_LIMIT if order.order_type == "Market" and stop == "limit"
+                    EC_REACH_MARKET_PRICE_LIMIT
+                    if order.order_type == "Market" and stop == "limit"
                     else EC_NO_IMMEDIATE_QTY_TO_FILL
                 )
                 self._finish(order, CANCELLED, reason, CANCEL_UNKNOWN, ts)
@@ -275,8 +305,14 @@ class MatchingEngine:
         return total
 
     def _match(
-        self, spec: Instrument, book: OrderBook, taker: Order, lots: int, limit: int | None,
-        result: EngineResult, ts: int,
+        self,
+        spec: Instrument,
+        book: OrderBook,
+        taker: Order,
+        lots: int,
+        limit: int | None,
+        result: EngineResult,
+        ts: int,
     ) -> tuple[int, str]:
         """Trade ``taker`` against the opposite side in price-time order.
 
@@ -306,6 +342,11 @@ class MatchingEngine:
                     stop = "reduce_only"
                     break
             entry = level.front()
+            if entry.owner == ANON_OWNER:
+                n = min(want, entry.leaves)
+                self._fill_anonymous(spec, book, taker, entry, n, level.price, result, ts)
+                filled += n
+                continue
             maker = self._open[entry.order_id]
             if maker.reduce_only and self._shrink_reduce_only(spec, book, maker, entry, result, ts):
                 continue  # the maker was cut back or cancelled: look at the level again
@@ -319,8 +360,16 @@ class MatchingEngine:
         return filled, stop
 
     def _fill(
-        self, spec: Instrument, book: OrderBook, taker: Order, maker: Order, entry: BookOrder, lots: int,
-        ticks: int, result: EngineResult, ts: int,
+        self,
+        spec: Instrument,
+        book: OrderBook,
+        taker: Order,
+        maker: Order,
+        entry: BookOrder,
+        lots: int,
+        ticks: int,
+        result: EngineResult,
+        ts: int,
     ) -> None:
         """One trade of ``lots`` at ``ticks`` between ``taker`` and the front order ``maker``."""
         gone = book.fill(entry, lots)
@@ -329,38 +378,153 @@ class MatchingEngine:
         qty = spec.lots_to_qty(lots)
         mark = self.accounts.marks.get(spec.symbol)
         for order, is_maker in ((maker, True), (taker, False)):
-            account = self.accounts.get(order.owner)
-            if account is not None:
-                effect = account.apply_trade(spec.symbol, order.side, price, qty, is_maker, ts, seq)
-                fee, rate, closed, pnl = effect.fee, effect.fee_rate, effect.closed_size, effect.exec_pnl
-            else:
-                # Synthetic participants have no wallet; their fee is shown at the default rates.
-                rate = DEFAULT_MAKER_FEE_RATE if is_maker else DEFAULT_TAKER_FEE_RATE
-                fee, closed, pnl = (price * qty * rate).quantize(MONEY_QUANTUM), ZERO, ZERO
-            order.cum_exec_qty += qty
-            order.cum_exec_value += price * qty
-            order.cum_exec_fee += fee
-            order.closed_pnl += pnl
-            order.leaves_qty -= qty
-            order.updated_time = ts
-            if order.leaves_qty:
-                order.order_status = PARTIALLY_FILLED
-            result.executions.append(Execution(
-                exec_id=self.ids(), exec_type=EXEC_TRADE, owner=order.owner, symbol=spec.symbol,
-                side=order.side, order_id=order.order_id, order_link_id=order.order_link_id,
-                order_type=order.order_type, order_price=order.price, order_qty=order.qty,
-                leaves_qty=order.leaves_qty, exec_price=price, exec_qty=qty, exec_value=price * qty,
-                exec_fee=fee, fee_rate=rate, is_maker=is_maker, exec_time=ts, seq=seq, mark_price=mark,
-                closed_size=closed, exec_pnl=pnl, create_type=order.create_type,
-            ))
+            self._record_fill(spec, order, is_maker, price, qty, ts, seq, mark, result)
         if gone:
             maker.order_status = FILLED
             self._retire(maker)
-        result.trades.append(PublicTrade(
-            trade_id=self.ids(), symbol=spec.symbol, price=price, qty=qty, taker_side=taker.side,
-            time=ts, tick_direction=self._tick_direction(spec.symbol, ticks), seq=seq,
-        ))
+        result.trades.append(
+            PublicTrade(
+                trade_id=self.ids(),
+                symbol=spec.symbol,
+                price=price,
+                qty=qty,
+                taker_side=taker.side,
+                time=ts,
+                tick_direction=self._tick_direction(spec.symbol, ticks),
+                seq=seq,
+            )
+        )
         self.accounts.marks.note_trade(spec.symbol, price)
+
+    def _record_fill(
+        self,
+        spec: Instrument,
+        order: Order,
+        is_maker: bool,
+        price: Decimal,
+        qty: Decimal,
+        ts: int,
+        seq: int,
+        mark: Decimal | None,
+        result: EngineResult,
+    ) -> None:
+        """Book one side of a trade on ``order``: fee, PnL, cumulative fields and its execution record."""
+        account = self.accounts.get(order.owner)
+        if account is not None:
+            effect = account.apply_trade(spec.symbol, order.side, price, qty, is_maker, ts, seq)
+            fee, rate, closed, pnl = effect.fee, effect.fee_rate, effect.closed_size, effect.exec_pnl
+        else:
+            # Synthetic participants have no wallet; their fee is shown at the default rates.
+            rate = DEFAULT_MAKER_FEE_RATE if is_maker else DEFAULT_TAKER_FEE_RATE
+            fee, closed, pnl = (price * qty * rate).quantize(MONEY_QUANTUM), ZERO, ZERO
+        order.cum_exec_qty += qty
+        order.cum_exec_value += price * qty
+        order.cum_exec_fee += fee
+        order.closed_pnl += pnl
+        order.leaves_qty -= qty
+        order.updated_time = ts
+        if order.leaves_qty:
+            order.order_status = PARTIALLY_FILLED
+        result.executions.append(
+            Execution(
+                exec_id=self.ids(),
+                exec_type=EXEC_TRADE,
+                owner=order.owner,
+                symbol=spec.symbol,
+                side=order.side,
+                order_id=order.order_id,
+                order_link_id=order.order_link_id,
+                order_type=order.order_type,
+                order_price=order.price,
+                order_qty=order.qty,
+                leaves_qty=order.leaves_qty,
+                exec_price=price,
+                exec_qty=qty,
+                exec_value=price * qty,
+                exec_fee=fee,
+                fee_rate=rate,
+                is_maker=is_maker,
+                exec_time=ts,
+                seq=seq,
+                mark_price=mark,
+                closed_size=closed,
+                exec_pnl=pnl,
+                create_type=order.create_type,
+            )
+        )
+
+    def _fill_anonymous(
+        self,
+        spec: Instrument,
+        book: OrderBook,
+        taker: Order,
+        entry: BookOrder,
+        lots: int,
+        ticks: int,
+        result: EngineResult,
+        ts: int,
+    ) -> None:
+        """One trade of ``lots`` at ``ticks`` against the front anonymous segment ``entry``.
+
+        The maker side has no order record (it is aggregated anonymous volume); the taker is booked as
+        in :meth:`_fill` unless it is the synthetic market's own taker, which keeps no records.
+        """
+        book.fill(entry, lots)
+        seq = book.seq
+        price = spec.ticks_to_price(ticks)
+        qty = spec.lots_to_qty(lots)
+        if taker.owner != ANON_TAKER:
+            self._record_fill(
+                spec, taker, False, price, qty, ts, seq, self.accounts.marks.get(spec.symbol), result
+            )
+        result.trades.append(
+            PublicTrade(
+                trade_id=self.ids(),
+                symbol=spec.symbol,
+                price=price,
+                qty=qty,
+                taker_side=taker.side,
+                time=ts,
+                tick_direction=self._tick_direction(spec.symbol, ticks),
+                seq=seq,
+            )
+        )
+        self.accounts.marks.note_trade(spec.symbol, price)
+        if self.anonymous_fill_hook is not None:
+            self.anonymous_fill_hook(spec.symbol, entry.side, ticks, lots)
+
+    def market_anonymous(self, symbol: str, side: str, lots: int, limit: int, ts: int) -> EngineResult:
+        """A synthetic market participant's aggressive order: ``lots`` against the book up to ``limit`` ticks.
+
+        Skips request validation, margin and order records (the synthetic market already works in ticks
+        and lots), but matches exactly like :meth:`submit`: strict price-time priority through anonymous
+        segments and tracked (account or manipulator) orders, maker executions for tracked orders, one
+        public trade per maker entry. Whatever cannot fill within ``limit`` is dropped (IOC).
+        """
+        spec = get_instrument(symbol, self.instruments)
+        if side not in (BUY, SELL) or lots <= 0:
+            raise ValueError(f"market_anonymous: need side Buy/Sell and lots > 0, got {side!r}, {lots}")
+        book = self.books[symbol]
+        self._anon_takers += 1
+        taker = Order(
+            order_id=f"~t{self._anon_takers}",
+            order_link_id="",
+            owner=ANON_TAKER,
+            symbol=symbol,
+            side=side,
+            order_type="Market",
+            time_in_force="IOC",
+            price=ZERO,
+            qty=ZERO,
+            reduce_only=False,
+            created_time=ts,
+            updated_time=ts,
+        )
+        result = EngineResult()
+        self._match(spec, book, taker, lots, limit, result, ts)
+        if result.executions:
+            self._enforce_reduce_only(spec, book, result, ts)
+        return result
 
     def _tick_direction(self, symbol: str, ticks: int) -> str:
         last = self._last_trade.get(symbol)
@@ -387,7 +551,8 @@ class MatchingEngine:
         if account is None:
             return 0
         covered = sum(
-            o.leaves_qty for o in account.open_orders.values()
+            o.leaves_qty
+            for o in account.open_orders.values()
             if o.reduce_only and o.symbol == spec.symbol and o.side == side and o.order_id != exclude
         )
         return spec.qty_to_lots(account.reducible_qty(spec.symbol, side) - covered)
@@ -415,7 +580,8 @@ class MatchingEngine:
             assert account is not None
             for side in (BUY, SELL):
                 resting = [
-                    o for o in account.open_orders.values()
+                    o
+                    for o in account.open_orders.values()
                     if o.symbol == spec.symbol and o.side == side and o.reduce_only
                 ]
                 if not resting:
@@ -432,8 +598,14 @@ class MatchingEngine:
                     excess -= cut
 
     def _cut(
-        self, spec: Instrument, book: OrderBook, order: Order, entry: BookOrder, lots: int,
-        result: EngineResult, ts: int,
+        self,
+        spec: Instrument,
+        book: OrderBook,
+        order: Order,
+        entry: BookOrder,
+        lots: int,
+        result: EngineResult,
+        ts: int,
     ) -> None:
         """Remove ``lots`` from a resting reduce-only order: shrink it in place, or cancel it if none remain."""
         qty = spec.lots_to_qty(lots)
@@ -451,8 +623,14 @@ class MatchingEngine:
     # -- amend, cancel -------------------------------------------------------------------------------
 
     def amend(
-        self, owner: str, symbol: str, *, order_id: str | None = None, order_link_id: str | None = None,
-        qty: Decimal | None = None, price: Decimal | None = None,
+        self,
+        owner: str,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        order_link_id: str | None = None,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
     ) -> EngineResult:
         """``/v5/order/amend``: new total ``qty`` and/or ``price`` of an open order.
 

@@ -36,8 +36,12 @@ def check_price_band(spec: Instrument, side: str, price: Decimal, reference: Dec
 
 
 def market_protection(
-    spec: Instrument, side: str, best_opposite: int | None, reference: Decimal | None,
-    tolerance_type: str | None = None, tolerance: Decimal | None = None,
+    spec: Instrument,
+    side: str,
+    best_opposite: int | None,
+    reference: Decimal | None,
+    tolerance_type: str | None = None,
+    tolerance: Decimal | None = None,
 ) -> tuple[int | None, Decimal]:
     """The bound of a Market order as ``(ticks, price)``; ``(None, 0)`` if there is nothing to bound by.
 
@@ -48,8 +52,12 @@ def market_protection(
     buy = side == "Buy"
     sign = 1 if buy else -1
     if tolerance_type is not None or tolerance is not None:
-        if tolerance_type == "TickSize" and tolerance is not None and tolerance == tolerance.to_integral_value() \
-                and 1 <= tolerance <= 10000:
+        if (
+            tolerance_type == "TickSize"
+            and tolerance is not None
+            and tolerance == tolerance.to_integral_value()
+            and 1 <= tolerance <= 10000
+        ):
             if best_opposite is None:
                 return None, ZERO
             ticks = max(best_opposite + sign * int(tolerance), 1)

@@ -152,16 +152,26 @@ def test_set_leverage(account: Account) -> None:
 
 
 def test_funding_long_pays_short_receives(registry: AccountRegistry) -> None:
-    long, short, flat = registry.open("L", D("1000")), registry.open("S", D("1000")), registry.open("F", D("1"))
+    long, short, flat = (
+        registry.open("L", D("1000")),
+        registry.open("S", D("1000")),
+        registry.open("F", D("1")),
+    )
     long.apply_trade("BTCUSDT", "Buy", D("64000"), D("0.010"), True, T0, 1)
     short.apply_trade("BTCUSDT", "Sell", D("64000"), D("0.010"), True, T0, 1)
     before = {a.api_key: a.wallet_balance for a in (long, short, flat)}
     records = registry.settle_funding("BTCUSDT", D("0.0001"), D("64100"))
-    assert [(r.owner, r.side, r.exec_fee) for r in records] == [("L", "Buy", D("0.0641")), ("S", "Sell", D("-0.0641"))]
+    assert [(r.owner, r.side, r.exec_fee) for r in records] == [
+        ("L", "Buy", D("0.0641")),
+        ("S", "Sell", D("-0.0641")),
+    ]
     rec = records[0]
     assert rec.exec_type == EXEC_FUNDING and rec.order_type == "UNKNOWN" and rec.order_id == ""
     assert (rec.exec_price, rec.exec_qty, rec.exec_value, rec.fee_rate) == (
-        D("64100"), D("0.010"), D("641.000"), D("0.0001"),
+        D("64100"),
+        D("0.010"),
+        D("641.000"),
+        D("0.0001"),
     )
     assert long.wallet_balance == before["L"] - D("0.0641")
     assert short.wallet_balance == before["S"] + D("0.0641")

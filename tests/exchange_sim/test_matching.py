@@ -102,7 +102,10 @@ def test_crossing_limit_fills_at_maker_prices_then_rests(engine: MatchingEngine)
     assert taker[0].exec_fee == D("64000.10") * D("0.00055") and taker[0].fee_rate == D("0.00055")
     assert maker[0].owner == "mm" and maker[0].fee_rate == D("0.0002")
     # One message per order state change: the maker's Filled, then the taker's PartiallyFilled.
-    assert [(u.owner, u.order_status) for u in res.order_updates] == [("mm", FILLED), ("alice", PARTIALLY_FILLED)]
+    assert [(u.owner, u.order_status) for u in res.order_updates] == [
+        ("mm", FILLED),
+        ("alice", PARTIALLY_FILLED),
+    ]
     assert [(t.price, t.qty, t.taker_side) for t in res.trades] == [(D("64000.10"), D("1.000"), "Buy")]
     book = engine.book("BTCUSDT")
     assert (book.best_bid(), book.best_ask()) == (640_001, 640_002)
@@ -176,7 +179,9 @@ def test_post_only_that_would_cross_is_cancelled(engine: MatchingEngine) -> None
     order = res.order
     assert order is not None
     assert (order.order_status, order.reject_reason, order.cum_exec_qty) == (
-        CANCELLED, EC_POST_ONLY_WILL_TAKE_LIQUIDITY, 0,
+        CANCELLED,
+        EC_POST_ONLY_WILL_TAKE_LIQUIDITY,
+        0,
     )
     assert res.executions == [] and len(res.order_updates) == 1
     res = engine.submit("alice", limit("Buy", "0.1", "64000.00", "PostOnly"))
@@ -197,10 +202,14 @@ def test_market_order_is_bounded_by_protection_price(engine: MatchingEngine) -> 
 
 def test_market_order_with_tick_slippage(engine: MatchingEngine) -> None:
     seed_book(engine)
-    res = engine.submit("alice", market("Sell", "2.5", slippage_tolerance_type="TickSize", slippage_tolerance=D(1)))
+    res = engine.submit(
+        "alice", market("Sell", "2.5", slippage_tolerance_type="TickSize", slippage_tolerance=D(1))
+    )
     assert res.order is not None and res.order.price == D("63999.80")
     assert res.order.order_status == FILLED
-    err = rejected(engine, "alice", market("Sell", "1", slippage_tolerance_type="Percent", slippage_tolerance=D(20)))
+    err = rejected(
+        engine, "alice", market("Sell", "1", slippage_tolerance_type="Percent", slippage_tolerance=D(20))
+    )
     assert err.ret_code == RetCode.PARAMS_ERROR and "slippageTolerance" in err.ret_msg
 
 
@@ -219,7 +228,10 @@ def test_market_order_on_empty_book(engine: MatchingEngine) -> None:
         (OrderRequest("BTCUSDT", "buy", "Limit", D("1"), D("64000")), "side invalid"),
         (OrderRequest("BTCUSDT", "Buy", "Stop", D("1"), D("64000")), "orderType"),
         (OrderRequest("BTCUSDT", "Buy", "Limit", D("1"), D("64000"), time_in_force="GTD"), "timeInForce"),
-        (OrderRequest("BTCUSDT", "Buy", "Limit", D("1"), D("64000"), position_idx=1), "position idx not match"),
+        (
+            OrderRequest("BTCUSDT", "Buy", "Limit", D("1"), D("64000"), position_idx=1),
+            "position idx not match",
+        ),
         (OrderRequest("BTCUSDT", "Buy", "Limit", D("1"), D("64000"), order_link_id="x" * 37), "orderLinkId"),
         (OrderRequest("BTCUSDT", "Buy", "Limit", D("1"), D("64000"), order_link_id="bad id"), "orderLinkId"),
         (OrderRequest("BTCUSDT", "Buy", "Limit", D("0.0001"), D("64000")), "minimum limit"),
@@ -303,7 +315,11 @@ def test_cancel(engine: MatchingEngine) -> None:
     assert info.value.ret_code == RetCode.ORDER_NOT_EXISTS
     res = engine.cancel("alice", "BTCUSDT", order_link_id="c1")
     assert res.order is not None
-    assert (res.order.order_status, res.order.cancel_type, res.order.leaves_qty) == (CANCELLED, CANCEL_BY_USER, 0)
+    assert (res.order.order_status, res.order.cancel_type, res.order.leaves_qty) == (
+        CANCELLED,
+        CANCEL_BY_USER,
+        0,
+    )
     assert engine.book("BTCUSDT").best_bid() is None
     with pytest.raises(ExchangeError, match="too late to cancel"):
         engine.cancel("alice", "BTCUSDT", order_id=order.order_id)
@@ -408,9 +424,7 @@ def test_self_match_is_allowed_and_nets_out(engine: MatchingEngine) -> None:
 def test_tick_directions(engine: MatchingEngine) -> None:
     for price in ("64000", "64000", "63999", "63999", "64001"):
         engine.submit("mm", limit("Sell", "0.01", price))
-    directions = [
-        engine.submit("alice", market("Buy", "0.01")).trades[0].tick_direction for _ in range(5)
-    ]
+    directions = [engine.submit("alice", market("Buy", "0.01")).trades[0].tick_direction for _ in range(5)]
     # Buys lift the asks from the lowest up: 63999, 63999, 64000, 64000, 64001.
     assert directions == ["PlusTick", "ZeroPlusTick", "PlusTick", "ZeroPlusTick", "PlusTick"]
     for price in ("63990", "63990"):
@@ -474,14 +488,22 @@ OWNERS = (*ACCOUNTS, "mm1", "mm2")
 MID = 640_000  # ticks
 
 _submit = st.tuples(
-    st.just("submit"), st.sampled_from(OWNERS), st.sampled_from(["Buy", "Sell"]),
-    st.sampled_from(["Limit", "Limit", "Limit", "Market"]), st.sampled_from(["GTC", "GTC", "IOC", "FOK", "PostOnly"]),
-    st.integers(-6, 6), st.integers(1, 40), st.sampled_from([False, False, False, True]),
+    st.just("submit"),
+    st.sampled_from(OWNERS),
+    st.sampled_from(["Buy", "Sell"]),
+    st.sampled_from(["Limit", "Limit", "Limit", "Market"]),
+    st.sampled_from(["GTC", "GTC", "IOC", "FOK", "PostOnly"]),
+    st.integers(-6, 6),
+    st.integers(1, 40),
+    st.sampled_from([False, False, False, True]),
 )
 _cancel = st.tuples(st.just("cancel"), st.sampled_from(OWNERS), st.integers(0, 50))
 _amend = st.tuples(
-    st.just("amend"), st.sampled_from(OWNERS), st.integers(0, 50),
-    st.one_of(st.none(), st.integers(1, 40)), st.one_of(st.none(), st.integers(-6, 6)),
+    st.just("amend"),
+    st.sampled_from(OWNERS),
+    st.integers(0, 50),
+    st.one_of(st.none(), st.integers(1, 40)),
+    st.one_of(st.none(), st.integers(-6, 6)),
 )
 _other = st.one_of(
     st.tuples(st.just("cancel_all"), st.sampled_from(OWNERS)),
@@ -492,7 +514,8 @@ _ops = st.lists(
     st.integers(0, 99).flatmap(
         lambda k: _submit if k < 65 else _cancel if k < 75 else _amend if k < 90 else _other
     ),
-    min_size=20, max_size=60,
+    min_size=20,
+    max_size=60,
 )
 
 
@@ -512,7 +535,9 @@ def _check_command(engine: MatchingEngine, res: EngineResult, queue_before: list
     """Per command: fills pair up, respect the taker's limit, and hit makers in price-time order."""
     makers = [e for e in res.executions if e.is_maker]
     takers = [e for e in res.executions if not e.is_maker]
-    assert [(e.exec_price, e.exec_qty, e.seq) for e in makers] == [(e.exec_price, e.exec_qty, e.seq) for e in takers]
+    assert [(e.exec_price, e.exec_qty, e.seq) for e in makers] == [
+        (e.exec_price, e.exec_qty, e.seq) for e in takers
+    ]
     assert len(res.trades) == len(makers)
     if not takers:
         return
@@ -553,7 +578,12 @@ def _check_global(engine: MatchingEngine, latest: dict[str, Order], execs: list[
             live = engine._open[oid]
             # The last message sent for an order is its current state: no silent changes.
             assert (live.qty, live.leaves_qty, live.cum_exec_qty, live.price, live.order_status) == (
-                snap.qty, snap.leaves_qty, snap.cum_exec_qty, snap.price, snap.order_status)
+                snap.qty,
+                snap.leaves_qty,
+                snap.cum_exec_qty,
+                snap.price,
+                snap.order_status,
+            )
             assert entry is not None and spec.lots_to_qty(entry.leaves) == snap.leaves_qty
             assert spec.ticks_to_price(entry.price) == snap.price
         else:

@@ -1,0 +1,92 @@
+"""Configuration of the paper exchange: listen address, market, accounts, rate limits and faults.
+
+Plain frozen dataclasses, so a test builds one in a line and the CLI maps its options onto it. Faults
+start from :class:`FaultConfig` and can be changed at run time through the admin API (``/sim/faults``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+DEFAULT_API_KEY = "XkTestApiKey0001"
+DEFAULT_API_SECRET = "TestSecretNotReal0123456789abcdefABCDEF"
+DEFAULT_BALANCE = Decimal(100_000)
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """One API key with its secret and starting USDT balance."""
+
+    api_key: str = DEFAULT_API_KEY
+    api_secret: str = DEFAULT_API_SECRET
+    balance: Decimal = DEFAULT_BALANCE
+
+
+@dataclass(slots=True)
+class FaultConfig:
+    """Injected faults; every rate is a probability in [0, 1]. All off by default.
+
+    * ``latency_ms``: added to every REST response (``/v5`` only; the admin API is never slowed).
+    * ``error_rate``: share of REST requests refused before processing, half with HTTP 503 and no
+      envelope, half with HTTP 200 and retCode 10016 (unless ``error_kinds`` narrows it).
+    * ``timeout_rate``: share of REST requests that are processed (an order *is* placed) but whose reply
+      is withheld for ``timeout_ms`` and then the connection is dropped: the ambiguous outcome of §8.5.
+    * ``ws_disconnect_rate``: per-second probability that a WebSocket connection is closed by the server.
+    * ``delta_drop_rate`` / ``delta_duplicate_rate``: per-connection share of orderbook deltas dropped
+      (a ``u`` gap) or sent twice.
+    * ``book_reset_rate``: per-push probability that a depth topic restarts at ``u`` = 1 with a snapshot.
+    * ``order_ack_delay_ms``: create/amend/cancel replies are held back this long while the private
+      stream messages go out first (BYBIT_V5.md §6.8).
+    * ``paths``: restrict the REST faults to these path prefixes (empty = all ``/v5`` paths).
+    """
+
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    error_kinds: tuple[str, ...] = ("http", "retcode")
+    timeout_rate: float = 0.0
+    timeout_ms: int = 30_000
+    ws_disconnect_rate: float = 0.0
+    delta_drop_rate: float = 0.0
+    delta_duplicate_rate: float = 0.0
+    book_reset_rate: float = 0.0
+    order_ack_delay_ms: int = 0
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Bybit's limits (BYBIT_V5.md §1.5): per-IP over all REST, per-UID per endpoint per second."""
+
+    enabled: bool = True
+    ip_limit: int = 600
+    ip_window_ms: int = 5_000
+    ip_ban_ms: int = 600_000
+    # Per-UID limits per 1-second window; None means the defaults of ratelimit.DEFAULT_ENDPOINT_LIMITS.
+    endpoint_limits: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything needed to start a paper exchange."""
+
+    def __post_init__(self) -> None:
+        if self.auth_clock not in ("exchange", "wall"):
+            raise ValueError(f"auth_clock must be 'exchange' or 'wall', got {self.auth_clock!r}")
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    seed: int = 42
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    speed: float = 1.0
+    start_ms: int | None = None
+    # Clock of the request-time checks (REST recv window, WebSocket auth expiry): "exchange" (Bybit's
+    # rule against server time) or "wall". An accelerated exchange clock runs away from every client's
+    # clock, so at speed != 1 "wall" is what lets an unmodified client authenticate.
+    auth_clock: str = "exchange"
+    accounts: tuple[AccountConfig, ...] = (AccountConfig(),)
+    default_funding_rate: Decimal = Decimal("0.0001")
+    driver_interval_ms: int = 10
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)

@@ -1,0 +1,263 @@
+"""The paper exchange's aiohttp application: REST, both WebSockets and the admin API on one port.
+
+:func:`build_app` wires a :class:`~exchange_sim.venue.Venue` to the routes; :class:`SimServer` runs it
+in-process (``async with SimServer(config) as server: server.base_url``) or from the CLI. Request flow
+for ``/v5`` REST: IP limit (HTTP 403) → injected latency and errors → for private routes the signature
+(§2.3 order: key, time, signature) and the per-UID limit (10006, with the ``X-Bapi-Limit*`` headers on
+every private reply) → the endpoint → the reply, then the private stream messages it caused (§6.8: REST
+reply first), unless a fault withholds or delays the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from exchange_sim.config import SimConfig
+from exchange_sim.errors import ExchangeError
+from exchange_sim.server import admin, rest_public
+from exchange_sim.server.faults import FaultInjector
+from exchange_sim.server.http import STATE, Params, envelope, json_body, params_error, state_of
+from exchange_sim.server.ratelimit import RateLimiter
+from exchange_sim.server.rest_private import ROUTES, Endpoint
+from exchange_sim.server.signing import AuthFailure, verify_rest
+from exchange_sim.server.ws_private import PrivateHub
+from exchange_sim.server.ws_public import PublicHub
+from exchange_sim.venue import PrivateMessage, Venue
+
+log = logging.getLogger(__name__)
+
+SERVICE_ERROR = 10016
+RATE_LIMITED = 10006
+WS_PATHS = ("/v5/public/linear", "/v5/private")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ServerState:
+    """Everything the handlers share."""
+
+    venue: Venue
+    faults: FaultInjector
+    limiter: RateLimiter
+    public: PublicHub
+    private: PrivateHub
+    auth_now: Callable[[], int]  # the time request timestamps are checked against (SimConfig.auth_clock)
+
+
+def auth_clock(venue: Venue) -> Callable[[], int]:
+    """The clock request timestamps are checked against: the exchange's, or the wall clock."""
+    if venue.config.auth_clock == "wall":
+        return lambda: int(time.time() * 1000)
+    return venue.clock.now
+
+
+@web.middleware
+async def rest_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """IP rate limit, injected latency and injected errors for ``/v5`` REST requests."""
+    path = request.path
+    if not path.startswith("/v5/") or path in WS_PATHS:
+        return await handler(request)
+    state = state_of(request)
+    now = state.venue.clock.now()
+    if not state.limiter.check_ip(request.remote or "", now):
+        # The IP limit answers 403 with no envelope and no rate-limit headers (§1.5).
+        return web.Response(status=403, text="access too frequent")
+    if request.method == "GET" and request.body_exists:
+        return web.Response(status=403, text="a GET request must not carry a body")
+    faults = state.faults
+    if faults.applies(path):
+        if faults.config.latency_ms:
+            await asyncio.sleep(faults.config.latency_ms / 1000)
+        kind = faults.error()
+        if kind == "http":
+            return web.Response(status=503, text="Service Unavailable (injected fault)")
+        if kind == "retcode":
+            body = envelope(
+                None, state.venue.clock.now(), SERVICE_ERROR, "Server error, please retry (injected fault)"
+            )
+            return json_body(body)
+    return await handler(request)
+
+
+async def _send(
+    request: web.Request, response: web.Response, messages: list[PrivateMessage], write: bool
+) -> web.StreamResponse:
+    """Send ``response`` and publish ``messages`` in the order the faults ask for."""
+    state = state_of(request)
+    faults = state.faults
+    publish = state.venue.private.publish
+    if faults.applies(request.path) and faults.timeout():
+        # The request was processed; the client never hears back (outcome unknown, §8.5).
+        publish(messages)
+        await asyncio.sleep(faults.config.timeout_ms / 1000)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    if write and faults.config.order_ack_delay_ms:
+        publish(messages)
+        await asyncio.sleep(faults.config.order_ack_delay_ms / 1000)
+        return response
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    finally:
+        # Published even if the client went away mid-write: the state change has happened.
+        publish(messages)
+    return response
+
+
+def public_handler(fn: Callable[[Venue, Params], dict[str, Any]]) -> Handler:
+    """Wrap a public endpoint ``fn(venue, params) -> result``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        venue = state_of(request).venue
+        try:
+            result = fn(venue, Params(request.query))
+            body = envelope(result, venue.clock.now())
+        except ExchangeError as exc:
+            body = envelope(None, venue.clock.now(), exc.ret_code, exc.ret_msg)
+        return await _send(request, json_body(body), [], False)
+
+    return handle
+
+
+def private_handler(method: str, fn: Endpoint, write: bool) -> Handler:
+    """Wrap a private endpoint: signature over the raw query/body, rate limit, errors → envelope."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = state_of(request)
+        venue = state.venue
+        raw = await request.read() if method == "POST" else request.raw_path.partition("?")[2].encode()
+        try:
+            api_key = verify_rest(
+                request.headers, raw, venue.secrets, state.auth_now(), is_query=method == "GET"
+            )
+        except AuthFailure as exc:
+            return json_body(envelope(None, venue.clock.now(), exc.ret_code, exc.ret_msg))
+        status = state.limiter.check_uid(api_key, request.path, venue.clock.now())
+        headers = status.headers() if status is not None else {}
+        if status is not None and not status.allowed:
+            body = envelope(None, venue.clock.now(), RATE_LIMITED, "Too many visits!")
+            return json_body(body, headers)
+        messages: list[PrivateMessage] = []
+        try:
+            if method == "POST":
+                try:
+                    data = json.loads(raw) if raw else {}
+                except ValueError as exc:
+                    raise params_error(f"body is not valid JSON: {exc}") from None
+                if not isinstance(data, dict):
+                    raise params_error("body must be a JSON object")
+            else:
+                data = dict(request.query)
+            result, messages = fn(venue, api_key, Params(data))
+            body = envelope(result, venue.clock.now())
+        except ExchangeError as exc:
+            body = envelope(None, venue.clock.now(), exc.ret_code, exc.ret_msg)
+        return await _send(request, json_body(body, headers), messages, write)
+
+    return handle
+
+
+def build_app(venue: Venue, faults: FaultInjector | None = None) -> web.Application:
+    """The aiohttp application serving ``venue``."""
+    faults = faults if faults is not None else FaultInjector(venue.config.faults, seed=venue.config.seed)
+    app = web.Application(middlewares=[rest_guard])
+    public = PublicHub(venue, faults)
+    auth_now = auth_clock(venue)
+    private = PrivateHub(venue, faults, auth_now)
+    state = ServerState(venue, faults, RateLimiter(venue.config.rate_limits), public, private, auth_now)
+    app[STATE] = state
+    rest_public.register(app, public_handler)
+
+    def orderbook(v: Venue, p: Params) -> dict[str, Any]:
+        return rest_public.orderbook(v, p, public.feed)
+
+    app.router.add_get("/v5/market/orderbook", public_handler(orderbook))
+    for path, (method, fn, write) in ROUTES.items():
+        app.router.add_route(method, path, private_handler(method, fn, write))
+    app.router.add_get("/v5/public/linear", public.handle)
+    app.router.add_get("/v5/private", private.handle)
+    admin.register(app)
+
+    async def lifecycle(app: web.Application) -> Any:
+        await venue.start()
+        yield
+        await venue.stop()
+
+    async def close_websockets(app: web.Application) -> None:
+        # Shutdown waits for open connections; WebSockets would otherwise hold it for the full timeout.
+        public.disconnect_all()
+        private.disconnect_all()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_websockets)
+    return app
+
+
+class SimServer:
+    """A running paper exchange: ``await start()``/``await stop()`` or ``async with``.
+
+    ``port=0`` in the config picks a free port; :attr:`base_url` and :attr:`ws_url` then say where it
+    listens. ``market_factory`` builds the market source from the venue (e.g. ``LadderMarket``).
+    """
+
+    def __init__(
+        self,
+        config: SimConfig,
+        market_factory: Callable[[Venue], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.venue = Venue(config)
+        if market_factory is not None:
+            self.venue.attach_market(market_factory(self.venue))
+        self.app = build_app(self.venue)
+        self.runner: web.AppRunner | None = None
+        self.port = config.port
+
+    @property
+    def state(self) -> ServerState:
+        """The shared server state (faults, limiter, hubs)."""
+        return self.app[STATE]
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port``."""
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and serve."""
+        # handler_cancellation: a client that gives up (timeout fault) frees its handler at once.
+        self.runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.host, self.config.port)
+        await site.start()
+        if self.config.port == 0:
+            self.port = self.runner.addresses[0][1]
+        log.info("paper exchange listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,212 @@
+"""Private WebSocket ``/v5/private`` (BYBIT_V5.md §6): auth, ping, and the order, execution, position
+and wallet topics.
+
+Nothing is sent on subscribe (§6.3): messages are pushed as the venue produces them, in the §6.8 order,
+to the connections of the account that have subscribed to the topic (all-in-one ``order`` or its
+``order.linear`` twin alike). Messages produced while a connection is not authenticated or not
+subscribed are not kept for it: the private streams are never replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from exchange_sim.server.faults import FaultInjector
+from exchange_sim.server.signing import verify_ws_auth
+from exchange_sim.venue import PrivateMessage, Venue
+
+TOPICS = {
+    "order": "order",
+    "order.linear": "order",
+    "execution": "execution",
+    "execution.linear": "execution",
+    "position": "position",
+    "position.linear": "position",
+    "wallet": "wallet",
+}
+
+
+class PrivateConnection:
+    """One private connection: its account once authenticated, and the topics it wants."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.conn_id = str(uuid.uuid4())
+        self.api_key: str | None = None
+        self.topics: dict[str, str] = {}  # base topic → topic name as subscribed (sent back as `topic`)
+        self.outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self.feed: asyncio.Queue[PrivateMessage] | None = None
+        self.last_fault_roll = time.monotonic()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the socket."""
+        self.outgoing.put_nowait(json.dumps(message, separators=(",", ":")))
+
+    def close(self) -> None:
+        """Ask the writer to close the socket."""
+        self.outgoing.put_nowait(None)
+
+    async def writer(self) -> None:
+        """Send queued messages until told to close."""
+        while True:
+            text = await self.outgoing.get()
+            if text is None or self.ws.closed:
+                await self.ws.close()
+                return
+            try:
+                await self.ws.send_str(text)
+            except ConnectionError:
+                return
+
+
+class PrivateHub:
+    """All private connections."""
+
+    def __init__(
+        self, venue: Venue, faults: FaultInjector, auth_now: Callable[[], int] | None = None
+    ) -> None:
+        self.venue = venue
+        self.faults = faults
+        self.auth_now = auth_now if auth_now is not None else venue.clock.now
+        self.connections: set[PrivateConnection] = set()
+        venue.tick_hooks.append(self.tick)
+
+    def tick(self, now: int) -> None:
+        """Driver hook: disconnect faults."""
+        wall = time.monotonic()
+        for conn in list(self.connections):
+            elapsed = wall - conn.last_fault_roll
+            if elapsed >= 1.0:
+                conn.last_fault_roll = wall
+                if self.faults.ws_disconnect(elapsed):
+                    conn.close()
+
+    def disconnect_all(self) -> int:
+        """Close every private connection (admin fault); returns how many."""
+        for conn in self.connections:
+            conn.close()
+        return len(self.connections)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The ``/v5/private`` WebSocket endpoint."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = PrivateConnection(ws)
+        self.connections.add(conn)
+        writer = asyncio.create_task(conn.writer())
+        pump: asyncio.Task[None] | None = None
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.ERROR:
+                        break
+                    continue
+                started = self._on_text(conn, msg.data)
+                if started and pump is None:
+                    pump = asyncio.create_task(self._pump(conn))
+        finally:
+            self.connections.discard(conn)
+            if conn.api_key is not None and conn.feed is not None:
+                self.venue.private.unsubscribe(conn.api_key, conn.feed)
+            if pump is not None:
+                pump.cancel()
+            conn.close()
+            await writer
+        return ws
+
+    async def _pump(self, conn: PrivateConnection) -> None:
+        """Move the account's messages to the socket, for the topics this connection subscribed."""
+        assert conn.feed is not None
+        while True:
+            message = await conn.feed.get()
+            topic = conn.topics.get(message.topic)
+            if topic is None:
+                continue
+            now = self.venue.clock.now()
+            conn.send(
+                {"id": f"{uuid.uuid4().hex}", "topic": topic, "creationTime": now, "data": message.data}
+            )
+
+    def _on_text(self, conn: PrivateConnection, text: str) -> bool:
+        """Handle one request; ``True`` once the connection is authenticated (start pumping)."""
+        try:
+            request = json.loads(text)
+            if not isinstance(request, dict):
+                raise ValueError("a request must be a JSON object")
+        except ValueError as exc:
+            conn.send(
+                {
+                    "success": False,
+                    "ret_msg": f"Failed to decode incoming data: {exc}",
+                    "op": "",
+                    "conn_id": conn.conn_id,
+                }
+            )
+            return conn.api_key is not None
+        op = request.get("op")
+        req_id = request.get("req_id")
+        base: dict[str, Any] = {"op": op, "conn_id": conn.conn_id}
+        if req_id is not None:
+            base["req_id"] = req_id if isinstance(req_id, str) else str(req_id)
+        if op == "ping":
+            conn.send(
+                {
+                    **({"req_id": base["req_id"]} if "req_id" in base else {}),
+                    "op": "pong",
+                    "args": [str(self.venue.clock.now())],
+                    "conn_id": conn.conn_id,
+                }
+            )
+        elif op == "auth":
+            self._auth(conn, request.get("args"), base)
+        elif op in ("subscribe", "unsubscribe"):
+            self._subscribe(conn, op, request.get("args"), base)
+        else:
+            conn.send({"success": False, "ret_msg": "error:invalid op", **base})
+        return conn.api_key is not None
+
+    def _auth(self, conn: PrivateConnection, args: Any, base: dict[str, Any]) -> None:
+        if conn.api_key is not None:
+            conn.send({"success": False, "ret_msg": "Repeat auth", **base})
+            return
+        api_key = verify_ws_auth(args, self.venue.secrets, self.auth_now())
+        if api_key is None:
+            # Bybit's reply does not say which check failed; the socket stays open for a retry (§6.2).
+            conn.send({"success": False, "ret_msg": "Params Error", **base})
+            return
+        conn.api_key = api_key
+        conn.feed = self.venue.private.subscribe(api_key)
+        conn.send({"success": True, "ret_msg": "", **base})
+
+    def _subscribe(self, conn: PrivateConnection, op: str, args: Any, base: dict[str, Any]) -> None:
+        if conn.api_key is None:
+            conn.send({"success": False, "ret_msg": "Request not authorized", **base})
+            return
+        if not isinstance(args, list) or not args:
+            conn.send({"success": False, "ret_msg": "error:args must be a non-empty list of topics", **base})
+            return
+        bases = [TOPICS.get(t) if isinstance(t, str) else None for t in args]
+        failure = ""
+        for topic, topic_base in zip(args, bases, strict=True):
+            if topic_base is None:
+                failure = failure or f"error:handler not found,topic:{topic}"
+        if not failure and len(set(bases)) != len(bases):
+            failure = "error:an all-in-one topic and its categorised twin must not be in one request"
+        if not failure:
+            for topic, topic_base in zip(args, bases, strict=True):
+                assert topic_base is not None
+                if op == "subscribe":
+                    if topic_base in conn.topics:
+                        failure = failure or f"error:already subscribed,topic:{topic}"
+                    else:
+                        conn.topics[topic_base] = topic
+                elif conn.topics.pop(topic_base, None) is None:
+                    failure = failure or f"error:not subscribed,topic:{topic}"
+        conn.send({"success": not failure, "ret_msg": failure, **base})

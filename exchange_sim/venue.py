@@ -1,0 +1,321 @@
+"""The venue: one object holding the paper exchange's clock, instruments, engine, accounts and market.
+
+Everything that changes exchange state goes through :class:`Venue`, on the event loop's thread, so no
+locks are needed: REST commands (:meth:`Venue.create_order` …), the market source driven by
+:meth:`Venue.step`, and the funding timer. Each change yields private stream messages per account in the
+order of BYBIT_V5.md §6.8 (``execution`` → ``order`` → ``position`` → ``wallet``), returned as a list so
+the REST handler decides whether they go out before or after its reply; public effects (trades, candles)
+go to registered listeners at once. The venue also keeps what the read endpoints need: every account
+order's latest state, executions, recent public trades and klines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from exchange_sim import wire
+from exchange_sim.accounts import Account, AccountRegistry
+from exchange_sim.clock import ExchangeClock
+from exchange_sim.config import SimConfig
+from exchange_sim.events import Execution, IdFactory, Order, PublicTrade
+from exchange_sim.instruments import DEFAULT_INSTRUMENTS, Instrument
+from exchange_sim.klines import Candle, KlineBook
+from exchange_sim.matching import EngineResult, MatchingEngine, OrderRequest
+
+log = logging.getLogger(__name__)
+
+RECENT_TRADES_KEPT = 1_000
+ORDERS_KEPT = 50_000  # per account: order history store
+EXECUTIONS_KEPT = 100_000  # per account
+
+
+@runtime_checkable
+class MarketSource(Protocol):
+    """Simulated order flow: submits through the venue's engine up to exchange time ``to_ms``.
+
+    It may also offer ``ground_truth() -> list`` (manipulation episodes, served at
+    ``GET /sim/ground-truth``) and ``funding_rate(symbol) -> Decimal`` (used at each funding settlement
+    instead of the configured default); both are looked up with ``getattr``.
+    """
+
+    def advance(self, to_ms: int) -> list[EngineResult]:
+        """Run the market up to ``to_ms`` and return every engine result it produced, in order."""
+        ...
+
+
+class PublicListener(Protocol):
+    """Receives public effects as they happen (the public WebSocket server)."""
+
+    def on_trades(self, symbol: str, trades: list[PublicTrade]) -> None:
+        """Trades of ``symbol``, oldest first."""
+
+    def on_candles(self, symbol: str, candles: list[Candle]) -> None:
+        """Candles of ``symbol`` that just closed (``confirm`` true)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateMessage:
+    """One private stream message for one account: ``topic`` and its ``data`` items."""
+
+    api_key: str
+    topic: str
+    data: list[dict[str, Any]]
+
+
+class PrivateHub:
+    """Fan-out of private messages to the authenticated private WebSocket connections of each key."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, set[asyncio.Queue[PrivateMessage]]] = {}
+
+    def subscribe(self, api_key: str) -> asyncio.Queue[PrivateMessage]:
+        """A new queue receiving every message for ``api_key`` from now on."""
+        queue: asyncio.Queue[PrivateMessage] = asyncio.Queue()
+        self._queues.setdefault(api_key, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, api_key: str, queue: asyncio.Queue[PrivateMessage]) -> None:
+        """Stop delivering to ``queue``."""
+        self._queues.get(api_key, set()).discard(queue)
+
+    def publish(self, messages: Iterable[PrivateMessage]) -> None:
+        """Deliver ``messages`` in order to every queue of their account."""
+        for message in messages:
+            for queue in self._queues.get(message.api_key, ()):
+                queue.put_nowait(message)
+
+
+class Venue:
+    """The paper exchange's state and its single point of change."""
+
+    def __init__(self, config: SimConfig, clock: ExchangeClock | None = None) -> None:
+        unknown = [s for s in config.symbols if s not in DEFAULT_INSTRUMENTS]
+        if unknown:
+            raise ValueError(f"unknown symbols {unknown}; known: {sorted(DEFAULT_INSTRUMENTS)}")
+        self.config = config
+        self.clock = clock if clock is not None else ExchangeClock(config.speed, config.start_ms)
+        self.instruments: dict[str, Instrument] = {s: DEFAULT_INSTRUMENTS[s] for s in config.symbols}
+        self.accounts = AccountRegistry(self.instruments, self.clock.now, ids=IdFactory(seed=config.seed + 1))
+        self.engine = MatchingEngine(
+            self.accounts, instruments=self.instruments, clock=self.clock.now, ids=IdFactory(seed=config.seed)
+        )
+        self.secrets: dict[str, str] = {}
+        for acc in config.accounts:
+            self.accounts.open(acc.api_key, acc.balance)
+            self.secrets[acc.api_key] = acc.api_secret
+        self.market: MarketSource | None = None
+        self.private = PrivateHub()
+        self.listeners: list[PublicListener] = []
+        self.tick_hooks: list[Callable[[int], None]] = []
+        self.klines = {s: KlineBook(s) for s in self.instruments}
+        self.recent_trades: dict[str, deque[PublicTrade]] = {
+            s: deque(maxlen=RECENT_TRADES_KEPT) for s in self.instruments
+        }
+        self.orders: dict[str, OrderedDict[str, Order]] = {k: OrderedDict() for k in self.secrets}
+        self.executions: dict[str, deque[Execution]] = {
+            k: deque(maxlen=EXECUTIONS_KEPT) for k in self.secrets
+        }
+        now = self.clock.now()
+        self.next_funding = {s: self._funding_after(s, now) for s in self.instruments}
+        self._driver: asyncio.Task[None] | None = None
+
+    # -- wiring --------------------------------------------------------------------------------------
+
+    def attach_market(self, market: MarketSource) -> None:
+        """Use ``market`` as the source of simulated order flow (advanced by the driver)."""
+        self.market = market
+
+    def account(self, api_key: str) -> Account:
+        """The account of a configured API key."""
+        account = self.accounts.get(api_key)
+        if account is None:
+            raise KeyError(api_key)
+        return account
+
+    def funding_interval_ms(self, symbol: str) -> int:
+        """The funding interval of ``symbol`` in ms of exchange time."""
+        return self.instruments[symbol].funding_interval_minutes * 60_000
+
+    def funding_rate(self, symbol: str) -> Decimal:
+        """The rate the next settlement uses: the market's if it offers one, else the configured default."""
+        source = getattr(self.market, "funding_rate", None)
+        rate = Decimal(source(symbol)) if callable(source) else self.config.default_funding_rate
+        spec = self.instruments[symbol]
+        return min(max(rate, spec.lower_funding_rate), spec.upper_funding_rate)
+
+    def _funding_after(self, symbol: str, now: int) -> int:
+        # Settlements fall on multiples of the interval since the epoch (00:00, 08:00, 16:00 UTC for 8 h).
+        interval = self.funding_interval_ms(symbol)
+        return (now // interval + 1) * interval
+
+    # -- commands (REST) -----------------------------------------------------------------------------
+
+    def create_order(self, api_key: str, req: OrderRequest) -> tuple[EngineResult, list[PrivateMessage]]:
+        """``/v5/order/create``; raises ``ExchangeError`` on refusal. Messages are not yet published."""
+        result = self.engine.submit(api_key, req)
+        return result, self._absorb(result, api_key, (req.symbol,))
+
+    def amend_order(
+        self, api_key: str, symbol: str, **kwargs: Any
+    ) -> tuple[EngineResult, list[PrivateMessage]]:
+        """``/v5/order/amend`` (keyword arguments as :meth:`MatchingEngine.amend`)."""
+        result = self.engine.amend(api_key, symbol, **kwargs)
+        return result, self._absorb(result, api_key, (symbol,))
+
+    def cancel_order(
+        self, api_key: str, symbol: str, **kwargs: Any
+    ) -> tuple[EngineResult, list[PrivateMessage]]:
+        """``/v5/order/cancel``."""
+        result = self.engine.cancel(api_key, symbol, **kwargs)
+        return result, self._absorb(result, api_key, (symbol,))
+
+    def cancel_all(self, api_key: str, symbol: str | None) -> tuple[EngineResult, list[PrivateMessage]]:
+        """``/v5/order/cancel-all`` for one symbol, or every symbol when ``symbol`` is ``None``."""
+        result = self.engine.cancel_all(api_key, symbol)
+        symbols = (symbol,) if symbol else tuple(dict.fromkeys(o.symbol for o in result.order_updates))
+        return result, self._absorb(result, api_key, symbols)
+
+    def set_leverage(self, api_key: str, symbol: str, buy: Decimal, sell: Decimal) -> list[PrivateMessage]:
+        """``/v5/position/set-leverage``; a change produces a ``position`` message."""
+        account = self.account(api_key)
+        account.set_leverage(symbol, buy, sell)
+        return [self._position_message(account, symbol)]
+
+    # -- market, funding, driver ---------------------------------------------------------------------
+
+    def step(self, now: int | None = None) -> None:
+        """Advance the market to ``now``, publish its effects, close candles, settle due funding."""
+        now = self.clock.now() if now is None else now
+        if self.market is not None:
+            for result in self.market.advance(now):
+                self.private.publish(self._absorb(result, None, ()))
+        for symbol, book in self.klines.items():
+            closed = book.roll(now)
+            if closed:
+                for listener in self.listeners:
+                    listener.on_candles(symbol, closed)
+        for symbol in self.instruments:
+            while now >= self.next_funding[symbol]:
+                self.private.publish(self.settle_funding(symbol))
+                self.next_funding[symbol] += self.funding_interval_ms(symbol)
+        for hook in self.tick_hooks:
+            hook(now)
+
+    def settle_funding(self, symbol: str) -> list[PrivateMessage]:
+        """Settle one funding interval of ``symbol`` now: ``execution`` (Funding) → ``position`` → ``wallet``."""
+        mark = self.engine.reference_price(symbol)
+        if mark is None:
+            log.info("funding of %s skipped: no mark price yet", symbol)
+            return []
+        records = self.engine.settle_funding(symbol, self.funding_rate(symbol), mark)
+        spec = self.instruments[symbol]
+        out: list[PrivateMessage] = []
+        for ex in records:
+            self.executions[ex.owner].append(ex)
+            account = self.account(ex.owner)
+            out.append(PrivateMessage(ex.owner, "execution", [wire.execution_object(spec, ex, stream=True)]))
+            out.append(self._position_message(account, symbol))
+            out.append(PrivateMessage(ex.owner, "wallet", [wire.wallet_object(account)]))
+        return out
+
+    async def start(self) -> None:
+        """Start the driver task (idempotent)."""
+        if self._driver is None:
+            self.step()
+            self._driver = asyncio.create_task(self._drive(), name="exchange-sim-driver")
+
+    async def stop(self) -> None:
+        """Stop the driver task."""
+        if self._driver is not None:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+            self._driver = None
+
+    async def _drive(self) -> None:
+        interval = self.config.driver_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.step()
+            except Exception:
+                # One bad step must not stop the exchange: log it and keep the market moving.
+                log.exception("exchange driver step failed")
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+
+    def _absorb(
+        self, result: EngineResult, commander: str | None, command_symbols: tuple[str, ...]
+    ) -> list[PrivateMessage]:
+        """Record ``result`` and build the private messages it causes, per account in §6.8 order."""
+        if result.trades:
+            by_symbol: dict[str, list[PublicTrade]] = {}
+            for trade in result.trades:
+                by_symbol.setdefault(trade.symbol, []).append(trade)
+            for symbol, trades in by_symbol.items():
+                self.recent_trades[symbol].extend(trades)
+                closed = self.klines[symbol].add_trades(trades)
+                for listener in self.listeners:
+                    if closed:
+                        listener.on_candles(symbol, closed)
+                    listener.on_trades(symbol, trades)
+        touched: dict[str, None] = {}
+        if commander is not None:
+            touched[commander] = None
+        execs: dict[str, list[Execution]] = {}
+        for ex in result.executions:
+            if ex.owner in self.secrets:
+                execs.setdefault(ex.owner, []).append(ex)
+                touched[ex.owner] = None
+                self.executions[ex.owner].append(ex)
+        orders: dict[str, list[Order]] = {}
+        for order in result.order_updates:
+            if order.owner in self.secrets:
+                orders.setdefault(order.owner, []).append(order)
+                touched[order.owner] = None
+                store = self.orders[order.owner]
+                store[order.order_id] = order
+                store.move_to_end(order.order_id)
+                while len(store) > ORDERS_KEPT:
+                    store.popitem(last=False)
+        out: list[PrivateMessage] = []
+        for key in touched:
+            account = self.account(key)
+            mine_e, mine_o = execs.get(key, []), orders.get(key, [])
+            if mine_e:
+                out.append(
+                    PrivateMessage(
+                        key,
+                        "execution",
+                        [wire.execution_object(self.instruments[e.symbol], e, stream=True) for e in mine_e],
+                    )
+                )
+            if mine_o:
+                out.append(
+                    PrivateMessage(
+                        key,
+                        "order",
+                        [wire.order_object(self.instruments[o.symbol], o, stream=True) for o in mine_o],
+                    )
+                )
+            symbols = dict.fromkeys([*(e.symbol for e in mine_e), *(o.symbol for o in mine_o)])
+            if key == commander:
+                symbols.update(dict.fromkeys(command_symbols))
+            for symbol in symbols:
+                out.append(self._position_message(account, symbol))
+            if mine_e:
+                out.append(PrivateMessage(key, "wallet", [wire.wallet_object(account)]))
+        return out
+
+    def _position_message(self, account: Account, symbol: str) -> PrivateMessage:
+        spec = self.instruments[symbol]
+        pos = account.position(symbol)
+        data = wire.position_object(spec, account, pos, self.accounts.marks.get(symbol), stream=True)
+        return PrivateMessage(account.api_key, "position", [data])

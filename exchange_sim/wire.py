@@ -1,0 +1,293 @@
+"""Domain records → Bybit v5 JSON objects (BYBIT_V5.md §4.7, §4.9, §4.10, §4.12, §6.4–6.7).
+
+Decimal values become strings: prices padded to ``priceScale`` and quantities to the ``qtyStep``
+decimals where Bybit pads them, computed money values (fees, PnL, balances) without trailing zeros.
+Timestamps in result objects are ms strings; integers and booleans stay JSON integers and booleans.
+The server modules and the venue's private pushes share these builders so REST and WebSocket agree.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from exchange_sim.accounts import Account, Position
+from exchange_sim.events import ZERO, Execution, Order, PublicTrade
+from exchange_sim.instruments import Instrument
+
+RISK_LIMIT_VALUE = "2000000"  # first risk-limit tier, the only one the paper exchange models
+
+
+def num(value: Decimal) -> str:
+    """A computed amount as a plain decimal string without exponent or trailing zeros (``"640"``)."""
+    if not value:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def price(spec: Instrument, value: Decimal | None, empty: str = "0") -> str:
+    """A price: padded to ``priceScale`` when on that grid, else up to four more decimals (averages)."""
+    if value is None or not value:
+        return empty
+    scale = Decimal(1).scaleb(-spec.price_scale)
+    padded = value.quantize(scale)
+    if padded == value:
+        return str(padded)
+    return num(value.quantize(Decimal(1).scaleb(-(spec.price_scale + 4))))
+
+
+def zero_price(spec: Instrument) -> str:
+    """An unset price field padded to ``priceScale`` (``"0.00"``), as Bybit prints it."""
+    return str(Decimal(0).quantize(Decimal(1).scaleb(-spec.price_scale)))
+
+
+def qty(spec: Instrument, value: Decimal) -> str:
+    """A quantity padded to the decimals of ``qtyStep`` (``"0.010"``)."""
+    return str(value.quantize(spec.qty_step))
+
+
+def order_object(spec: Instrument, order: Order, *, stream: bool = False) -> dict[str, Any]:
+    """The order object of ``/v5/order/realtime``/``history``; ``stream=True`` adds the §6.4 fields."""
+    fee = order.cum_exec_fee
+    out: dict[str, Any] = {
+        "orderId": order.order_id,
+        "orderLinkId": order.order_link_id,
+        "parentOrderLinkId": "",
+        "blockTradeId": "",
+        "symbol": order.symbol,
+        "price": price(spec, order.price),
+        "qty": qty(spec, order.qty),
+        "side": order.side,
+        "isLeverage": "",
+        "positionIdx": order.position_idx,
+        "orderStatus": order.order_status,
+        "createType": order.create_type,
+        "cancelType": order.cancel_type,
+        "rejectReason": order.reject_reason,
+        "avgPrice": price(spec, order.avg_price, empty="0"),
+        "leavesQty": qty(spec, order.leaves_qty),
+        "leavesValue": num(order.leaves_value),
+        "cumExecQty": qty(spec, order.cum_exec_qty),
+        "cumExecValue": num(order.cum_exec_value),
+        "cumExecFee": num(fee),
+        "cumFeeDetail": {"USDT": num(fee)} if order.cum_exec_qty else {},
+        "timeInForce": order.time_in_force,
+        "orderType": order.order_type,
+        "stopOrderType": "UNKNOWN",
+        "orderIv": "",
+        "marketUnit": "",
+        "triggerPrice": zero_price(spec),
+        "takeProfit": zero_price(spec),
+        "stopLoss": zero_price(spec),
+        "tpslMode": "",
+        "ocoTriggerBy": "",
+        "tpLimitPrice": "",
+        "slLimitPrice": "",
+        "tpTriggerBy": "UNKNOWN",
+        "slTriggerBy": "UNKNOWN",
+        "triggerDirection": 0,
+        "triggerBy": "UNKNOWN",
+        "lastPriceOnCreated": price(spec, order.last_price_on_created, empty=""),
+        "basePrice": "",
+        "reduceOnly": order.reduce_only,
+        "closeOnTrigger": False,
+        "placeType": "",
+        "smpType": "None",
+        "smpGroup": 0,
+        "smpOrderId": "",
+        "slippageToleranceType": order.slippage_tolerance_type,
+        "slippageTolerance": num(order.slippage_tolerance) if order.slippage_tolerance is not None else "",
+        "extraFees": "",
+        "createdTime": str(order.created_time),
+        "updatedTime": str(order.updated_time),
+    }
+    if stream:
+        out = {"category": "linear", **out}
+        out.update(
+            closedPnl=num(order.closed_pnl),
+            feeCurrency="",
+            brokerOrderPrice="",
+            rpiTakerAccess=False,
+            rpiMatchedQty="0",
+        )
+    return out
+
+
+def execution_object(spec: Instrument, ex: Execution, *, stream: bool = False) -> dict[str, Any]:
+    """One execution (``/v5/execution/list`` row, or ``execution`` topic item with ``stream=True``)."""
+    funding = ex.exec_type == "Funding"
+    out: dict[str, Any] = {
+        "symbol": ex.symbol,
+        "orderId": ex.order_id,
+        "orderLinkId": ex.order_link_id,
+        "side": ex.side,
+        "orderPrice": "" if funding else price(spec, ex.order_price),
+        "orderQty": "" if funding else qty(spec, ex.order_qty),
+        "leavesQty": "0" if funding else qty(spec, ex.leaves_qty),
+        "createType": "" if funding else ex.create_type,
+        "orderType": ex.order_type,
+        "stopOrderType": ex.stop_order_type,
+        "execId": ex.exec_id,
+        "execPrice": price(spec, ex.exec_price),
+        "execQty": qty(spec, ex.exec_qty),
+        "execValue": num(ex.exec_value),
+        "execFee": num(ex.exec_fee),
+        "feeRate": num(ex.fee_rate),
+        "feeCurrency": ex.fee_currency,
+        "execType": ex.exec_type,
+        "execTime": str(ex.exec_time),
+        "isMaker": ex.is_maker,
+        "markPrice": price(spec, ex.mark_price, empty=""),
+        "closedSize": qty(spec, ex.closed_size) if ex.closed_size else "0",
+        "execPnl": num(ex.exec_pnl),
+        "seq": ex.seq,
+        "blockTradeId": "",
+        "extraFees": "",
+        "tradeIv": "",
+        "markIv": "",
+        "indexPrice": "",
+        "underlyingPrice": "",
+    }
+    if stream:
+        out = {"category": "linear", **out, "isLeverage": "0", "marketUnit": ""}
+    return out
+
+
+def position_object(
+    spec: Instrument, account: Account, pos: Position, mark: Decimal | None, *, stream: bool = False
+) -> dict[str, Any]:
+    """The one-way position of §4.10 (``stream=True``: §6.6, ``entryPrice`` instead of ``avgPrice``)."""
+    taker = account.taker_fee_rate
+    im = pos.initial_margin(taker)
+    mm = pos.maintenance_margin(spec.maintenance_margin_rate, taker)
+    if pos.qty > 0:
+        break_even = (pos.entry_value - pos.cur_realised_pnl) / (pos.size * (1 - taker))
+    elif pos.qty < 0:
+        break_even = (pos.entry_value + pos.cur_realised_pnl) / (pos.size * (1 + taker))
+    else:
+        break_even = None
+    entry_key = "entryPrice" if stream else "avgPrice"
+    out: dict[str, Any] = {
+        "positionIdx": 0,
+        "riskId": 1,
+        "riskLimitValue": RISK_LIMIT_VALUE,
+        "symbol": pos.symbol,
+        "side": pos.side,
+        "size": qty(spec, pos.size),
+        entry_key: num(pos.avg_price),
+        "positionValue": num(pos.entry_value),
+        "tradeMode": 0,
+        "positionStatus": "Normal",
+        "autoAddMargin": 0,
+        "adlRankIndicator": 2 if pos.qty else 0,
+        "leverage": num(pos.leverage),
+        "breakEvenPrice": price(spec, break_even, empty=""),
+        "positionBalance": num(im),
+        "markPrice": price(spec, mark, empty=""),
+        "liqPrice": "",
+        "bustPrice": "",
+        "positionMM": num(mm),
+        "positionMMByMp": num(mm),
+        "positionIM": num(im),
+        "positionIMByMp": num(im),
+        "tpslMode": "Full",
+        "takeProfit": zero_price(spec),
+        "stopLoss": zero_price(spec),
+        "trailingStop": zero_price(spec),
+        "unrealisedPnl": num(pos.unrealised_pnl(mark)),
+        "curRealisedPnl": num(pos.cur_realised_pnl),
+        "cumRealisedPnl": num(pos.cum_realised_pnl),
+        "sessionAvgPrice": "",
+        "isReduceOnly": False,
+        "mmrSysUpdatedTime": "",
+        "leverageSysUpdatedTime": "",
+        "seq": pos.seq,
+        "createdTime": str(pos.created_time),
+        "updatedTime": str(pos.updated_time),
+        "openTime": pos.created_time if pos.qty else 0,
+    }
+    if stream:
+        out = {"category": "linear", **out}
+    return out
+
+
+def wallet_object(account: Account) -> dict[str, Any]:
+    """The UNIFIED account item of ``wallet-balance`` and the ``wallet`` topic (USDT valued at 1 USD)."""
+    s = account.summary()
+    margin_balance = s.equity
+    total_im = s.total_position_im + s.total_order_im
+    im_rate = total_im / margin_balance if margin_balance > 0 else ZERO
+    mm_rate = s.total_position_mm / margin_balance if margin_balance > 0 else ZERO
+    rate_q = Decimal("0.0001")
+    coin = {
+        "coin": "USDT",
+        "equity": num(s.equity),
+        "usdValue": num(s.equity),
+        "walletBalance": num(s.wallet_balance),
+        "locked": "0",
+        "spotHedgingQty": "0",
+        "borrowAmount": "0",
+        "accruedInterest": "0",
+        "totalOrderIM": num(s.total_order_im),
+        "totalPositionIM": num(s.total_position_im),
+        "totalPositionMM": num(s.total_position_mm),
+        "unrealisedPnl": num(s.unrealised_pnl),
+        "cumRealisedPnl": num(s.cum_realised_pnl),
+        "bonus": "0",
+        "marginCollateral": True,
+        "collateralSwitch": True,
+        "colRes": "0",
+        "spotBorrow": "0",
+        "availableToWithdraw": "",
+        "availableToBorrow": "",
+    }
+    return {
+        "accountType": "UNIFIED",
+        "totalEquity": num(s.equity),
+        "totalWalletBalance": num(s.wallet_balance),
+        "totalMarginBalance": num(margin_balance),
+        "totalAvailableBalance": num(s.available_balance),
+        "totalPerpUPL": num(s.unrealised_pnl),
+        "totalInitialMargin": num(total_im),
+        "totalMaintenanceMargin": num(s.total_position_mm),
+        "accountIMRate": num(im_rate.quantize(rate_q)),
+        "accountMMRate": num(mm_rate.quantize(rate_q)),
+        "accountIMRateByMp": num(im_rate.quantize(rate_q)),
+        "accountMMRateByMp": num(mm_rate.quantize(rate_q)),
+        "totalInitialMarginByMp": num(total_im),
+        "totalMaintenanceMarginByMp": num(s.total_position_mm),
+        "accountLTV": "0",
+        "coin": [coin],
+    }
+
+
+def public_trade_object(spec: Instrument, trade: PublicTrade) -> dict[str, Any]:
+    """One ``publicTrade`` item (§5.4)."""
+    return {
+        "T": trade.time,
+        "s": trade.symbol,
+        "S": trade.taker_side,
+        "v": qty(spec, trade.qty),
+        "p": price(spec, trade.price),
+        "L": trade.tick_direction,
+        "i": trade.trade_id,
+        "BT": False,
+        "RPI": False,
+        "seq": trade.seq,
+    }
+
+
+def recent_trade_object(spec: Instrument, trade: PublicTrade) -> dict[str, Any]:
+    """One ``/v5/market/recent-trade`` row (§3.6)."""
+    return {
+        "execId": trade.trade_id,
+        "symbol": trade.symbol,
+        "price": price(spec, trade.price),
+        "size": qty(spec, trade.qty),
+        "side": trade.taker_side,
+        "time": str(trade.time),
+        "isBlockTrade": False,
+        "isRPITrade": False,
+        "seq": str(trade.seq),
+    }
