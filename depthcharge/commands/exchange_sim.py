@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
+from depthcharge.commands.recording import Recording, load_recording, parse_time_ms
 from exchange_sim.config import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
@@ -18,12 +19,19 @@ from exchange_sim.config import (
     SimConfig,
 )
 from exchange_sim.liquidity import LadderMarket
+from exchange_sim.replay import ReplayMarket
 from exchange_sim.server.app import SimServer
 from exchange_sim.venue import MarketSource, Venue
 
 
-def market_factory(kind: str, seed: int) -> Callable[[Venue], MarketSource]:
-    """The market source behind the exchange: ``synthetic`` (SIM_MARKET.md generator) or ``ladder``."""
+def market_factory(
+    kind: str, seed: int, recording: Recording | None = None
+) -> Callable[[Venue], MarketSource]:
+    """The market source: ``synthetic`` (SIM_MARKET.md generator), ``ladder``, or ``replay`` of a recording."""
+    if kind == "replay":
+        if recording is None:
+            raise click.BadParameter("--market replay needs --replay-source", param_hint="--replay-source")
+        return lambda venue: ReplayMarket(venue.engine, recording.snapshots, recording.trades)
     if kind == "ladder":
         return lambda venue: LadderMarket(venue.engine, seed=seed)
     if kind == "synthetic":
@@ -77,10 +85,21 @@ def _balance(ctx: click.Context, param: click.Parameter, value: str) -> Decimal:
 )
 @click.option(
     "--market",
-    type=click.Choice(["synthetic", "ladder"]),
+    type=click.Choice(["synthetic", "ladder", "replay"]),
     default="synthetic",
     show_default=True,
-    help="Order flow: the synthetic market generator, or a static seeded ladder with light churn.",
+    help="Order flow: the synthetic market generator, a static seeded ladder with light churn, or a replay "
+    "of recorded raw snapshot rows and trades.",
+)
+@click.option(
+    "--replay-source",
+    default=None,
+    help="For --market replay: 'db' (the project database: DATABASE_URL or the embedded server) or a "
+    "Parquet lake directory holding raw_snapshots/ and optionally public_trades/.",
+)
+@click.option("--replay-from", default=None, help="Replay start: ms since the epoch or ISO 8601 (UTC).")
+@click.option(
+    "--replay-to", default=None, help="Replay end (exclusive): ms since the epoch or ISO 8601 (UTC)."
 )
 def exchange_sim(
     host: str,
@@ -92,13 +111,25 @@ def exchange_sim(
     api_secret: str,
     balance: Decimal,
     market: str,
+    replay_source: str | None,
+    replay_from: str | None,
+    replay_to: str | None,
 ) -> None:
     """Run the paper exchange: Bybit v5 REST, /v5/public/linear, /v5/private and /sim admin on one port."""
     listed = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     if not listed:
         raise click.BadParameter("at least one symbol is needed", param_hint="--symbols")
+    recording = None
+    if market == "replay":
+        if replay_source is None:
+            raise click.BadParameter("--market replay needs --replay-source", param_hint="--replay-source")
+        start = parse_time_ms(replay_from, "--replay-from") if replay_from else 0
+        end = parse_time_ms(replay_to, "--replay-to") if replay_to else 2**62
+        recording = load_recording(replay_source, listed, start, end)
+        click.echo(f"replaying {recording.describe()}")
     config = SimConfig(
         host=host,
+        start_ms=recording.start_ms if recording is not None else None,
         port=port,
         seed=seed,
         symbols=listed,
@@ -106,7 +137,7 @@ def exchange_sim(
         accounts=(AccountConfig(api_key=api_key, api_secret=api_secret, balance=balance),),
     )
     try:
-        server = SimServer(config, market_factory(market, seed))
+        server = SimServer(config, market_factory(market, seed, recording))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--symbols") from None
 

@@ -1,0 +1,117 @@
+"""Reconnection: server-forced drops, dead sockets (no pong, silence), resubscribe, re-auth, hook."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+
+import pytest
+import websockets
+from websockets.asyncio.server import ServerConnection
+
+from schemas.enums import OrderType, Side
+from trading_daemon.exchange.rest import BybitRestClient
+from trading_daemon.exchange.websocket import BybitPrivateWebSocket, BybitPublicWebSocket, backoff_delay
+
+from .conftest import Admin, Collector, wait_for
+
+
+async def test_public_reconnect_resubscribes_and_calls_hook(
+    public_ws: Callable[..., BybitPublicWebSocket], admin: Admin
+) -> None:
+    hook_calls: list[int] = []
+    books = Collector()
+
+    async def on_reconnect() -> None:
+        hook_calls.append(len(books.messages))
+
+    client = public_ws(on_reconnect=on_reconnect)
+    await client.start()
+    await client.subscribe_orderbook("BTCUSDT", books)
+    await client.subscribe_tickers("ETHUSDT", books)
+    await wait_for(lambda: sum(m.type == "snapshot" for m in books.messages) == 2)
+
+    closed = await admin("POST", "/sim/ws/disconnect", {"scope": "public"})
+    assert closed["closed"] == 1
+    await wait_for(lambda: bool(hook_calls))
+    assert client.reconnects == 1 and client.topics == ["orderbook.50.BTCUSDT", "tickers.ETHUSDT"]
+    # Both topics were resubscribed before the hook ran: fresh snapshots follow on the new connection.
+    await wait_for(lambda: sum(m.type == "snapshot" for m in books.messages) == 4)
+    snapshots = [m for m in books.messages if m.type == "snapshot"]
+    assert {m.topic for m in snapshots[2:]} == {"orderbook.50.BTCUSDT", "tickers.ETHUSDT"}
+    assert client.connected
+
+
+async def test_private_reconnect_reauthenticates(
+    private_ws: Callable[..., BybitPrivateWebSocket], admin: Admin, rest: BybitRestClient
+) -> None:
+    hooks: list[str] = []
+    orders = Collector()
+    client = private_ws(on_reconnect=lambda: hooks.append("reconciled"))
+    await client.start()
+    await client.subscribe_private(on_order=orders)
+
+    await admin("POST", "/sim/ws/disconnect", {"scope": "private"})
+    await wait_for(lambda: hooks == ["reconciled"])
+    await client.wait_connected(2)
+
+    await rest.place_order(
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        qty=Decimal("0.01"),
+        price=Decimal("63000"),
+        order_link_id="after-reconnect",
+    )
+    message = await orders.wait(lambda m: m.data[0].orderLinkId == "after-reconnect")
+    assert message.data[0].orderStatus == "New"
+
+
+@pytest.fixture
+async def mute_server() -> AsyncIterator[tuple[str, list[ServerConnection]]]:
+    """A WebSocket server that accepts connections and never says anything (a dead peer)."""
+    connections: list[ServerConnection] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        connections.append(conn)
+        await conn.wait_closed()
+
+    async with websockets.serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}", connections
+
+
+async def test_missing_pong_forces_reconnect(mute_server: tuple[str, list[ServerConnection]]) -> None:
+    url, connections = mute_server
+    client = BybitPublicWebSocket(
+        url, ping_interval_s=0.1, pong_timeout_s=0.2, backoff_initial_s=0.02, backoff_max_s=0.05
+    )
+    await client.start()
+    try:
+        await wait_for(lambda: len(connections) >= 2, within=3)
+        assert client.reconnects >= 1
+    finally:
+        await client.close()
+
+
+async def test_silence_forces_reconnect(mute_server: tuple[str, list[ServerConnection]]) -> None:
+    url, connections = mute_server
+    client = BybitPublicWebSocket(
+        url, ping_interval_s=60, silence_timeout_s=0.2, backoff_initial_s=0.02, backoff_max_s=0.05
+    )
+    await client.start()
+    try:
+        await wait_for(lambda: len(connections) >= 2, within=3)
+    finally:
+        await client.close()
+    await asyncio.sleep(0.05)
+    assert not client.connected
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    delays = [backoff_delay(n, 0.5, 30) for n in range(12)]
+    assert all(0 < d <= 30 for d in delays)
+    assert 0.25 <= delays[0] <= 0.5
+    assert delays[-1] >= 15  # capped at 30, at least half of it
+    assert len({backoff_delay(3, 0.5, 30) for _ in range(20)}) > 1

@@ -1,0 +1,55 @@
+"""The daemon's Bybit v5 client: one code path for the paper exchange, testnet and mainnet.
+
+Modules: `constants` (URLs, endpoints, retCodes, limits as data), `errors` (exception tree),
+`http` (sign, send, map errors, retry), `messages` (wire structs), `parsing` (wire → records),
+`records` (venue reports), `rest` (typed endpoints), `websocket` (public and private streams).
+"""
+
+from __future__ import annotations
+
+from trading_daemon.exchange.constants import BybitEndpoints, BybitEnvironment, BybitUrls
+from trading_daemon.exchange.errors import (
+    BybitAuthError,
+    BybitDuplicateOrderLinkId,
+    BybitError,
+    BybitInsufficientBalance,
+    BybitNetworkError,
+    BybitOrderNotFound,
+    BybitOrderRejected,
+    BybitParamError,
+    BybitRateLimitError,
+    BybitServerError,
+    BybitTimestampError,
+)
+from trading_daemon.exchange.http import BreakerRegistry, BybitHttpClient, CircuitBreaker, RateLimiter
+from trading_daemon.exchange.rest import BybitRestClient
+from trading_daemon.exchange.websocket import (
+    BybitPrivateWebSocket,
+    BybitPublicWebSocket,
+    BybitSubscriptionError,
+)
+
+__all__ = [
+    "BreakerRegistry",
+    "BybitAuthError",
+    "BybitDuplicateOrderLinkId",
+    "BybitEndpoints",
+    "BybitEnvironment",
+    "BybitError",
+    "BybitHttpClient",
+    "BybitInsufficientBalance",
+    "BybitNetworkError",
+    "BybitOrderNotFound",
+    "BybitOrderRejected",
+    "BybitParamError",
+    "BybitPrivateWebSocket",
+    "BybitPublicWebSocket",
+    "BybitRateLimitError",
+    "BybitRestClient",
+    "BybitServerError",
+    "BybitSubscriptionError",
+    "BybitTimestampError",
+    "BybitUrls",
+    "CircuitBreaker",
+    "RateLimiter",
+]
