@@ -9,6 +9,7 @@ import click
 from pydantic import ValidationError
 
 from depthcharge.commands.audit import audit
+from depthcharge.commands.daemon import daemon, record
 from depthcharge.commands.db import db
 from depthcharge.commands.demo import demo
 from depthcharge.commands.exchange_sim import exchange_sim
@@ -28,6 +29,8 @@ def cli(verbose: bool) -> None:
 cli.add_command(db)
 cli.add_command(audit)
 cli.add_command(demo)
+cli.add_command(record)
+cli.add_command(daemon)
 cli.add_command(exchange_sim)
 
 

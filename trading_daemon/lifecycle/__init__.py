@@ -1,0 +1,1 @@
+"""Process lifecycle of the trading daemon: integration with the service manager (systemd notify)."""

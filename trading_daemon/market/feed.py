@@ -1,0 +1,218 @@
+"""The market feed: Bybit streams in, raw snapshot rows, trades and closed candles out.
+
+Per symbol it subscribes `orderbook.50`, `publicTrade` and `kline.1` (FEATURES.md §6.2), feeds a
+`RawSnapshotBuilder` and a `CandleStore`, and hands what they produce to a sink (the recorder, and later
+the live features). A gap or a crossed book asks the socket for a fresh snapshot; a reconnect marks
+every book invalid until its new snapshot arrives. A grace timer emits the rows of quiet symbols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from schemas.enums import Side
+from schemas.market import Candle, PublicTrade
+from schemas.snapshot import RawSnapshotRow
+from trading_daemon.exchange.messages import BybitWsKlines, BybitWsOrderbook, BybitWsTrades
+from trading_daemon.market.candles import CANDLE_WINDOW, CandleStore
+from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
+from trading_daemon.observability.metrics import DaemonMetrics
+
+log = structlog.get_logger(__name__)
+
+BOOK_TOPIC_DEPTH = 50  # FEATURES.md §5: a different depth is a different feature spec
+TIMER_PERIOD_S = 0.05
+
+
+StreamHandler = Callable[[Any], Awaitable[None] | None]
+
+
+class MarketSink(Protocol):
+    """Where the feed's output goes (the recorder implements it)."""
+
+    def submit_rows(self, rows: Sequence[RawSnapshotRow]) -> None: ...
+    def submit_trades(self, trades: Sequence[PublicTrade]) -> None: ...
+    def submit_candles(self, candles: Sequence[Candle]) -> None: ...
+
+
+class PublicStream(Protocol):
+    async def subscribe_orderbook(self, symbol: str, handler: StreamHandler, depth: int = 50) -> str: ...
+    async def subscribe_trades(self, symbol: str, handler: StreamHandler) -> str: ...
+    async def subscribe_klines(self, symbol: str, handler: StreamHandler, interval: str = "1") -> str: ...
+    async def resync(self, topic: str) -> None: ...
+
+
+class CandleSource(Protocol):
+    async def get_klines(self, symbol: str, interval: str = "1", *, limit: int = 200) -> list[Candle]: ...
+
+
+@dataclass
+class FeedStats:
+    rows: int = 0
+    trades: int = 0
+    candles: int = 0
+    resyncs: int = 0
+    by_symbol_rows: dict[str, int] = field(default_factory=dict)
+
+
+def _levels(raw: list[tuple[str, str]]) -> list[tuple[float, float]]:
+    return [(float(p), float(s)) for p, s in raw]
+
+
+class MarketFeed:
+    """Turns one public stream of several symbols into rows, trades and candles for `sink`."""
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        stream: PublicStream,
+        candles_rest: CandleSource,
+        sink: MarketSink,
+        *,
+        exchange_now_ms: Callable[[], int],
+        interval_ms: int = 1000,
+        grace_ms: int = 250,
+        metrics: DaemonMetrics | None = None,
+    ) -> None:
+        self.symbols = list(symbols)
+        self.stream = stream
+        self.candles_rest = candles_rest
+        self.sink = sink
+        self.exchange_now_ms = exchange_now_ms
+        self.metrics = metrics
+        self.candles = {s: CandleStore(s) for s in self.symbols}
+        self.builders = {
+            s: RawSnapshotBuilder(s, interval_ms=interval_ms, grace_ms=grace_ms, candle_pin=self._pin_of(s))
+            for s in self.symbols
+        }
+        self.stats = FeedStats(by_symbol_rows=dict.fromkeys(self.symbols, 0))
+        self._timer: asyncio.Task[None] | None = None
+
+    def _pin_of(self, symbol: str) -> Callable[[], int]:
+        return lambda: self.candles[symbol].pin
+
+    async def start(self) -> None:
+        """Load the candle history, subscribe every topic, start the grace timer."""
+        for symbol in self.symbols:
+            await self.backfill_candles(symbol)
+        for symbol in self.symbols:
+            await self.stream.subscribe_orderbook(symbol, self._on_orderbook, depth=BOOK_TOPIC_DEPTH)
+            await self.stream.subscribe_trades(symbol, self._on_trades)
+            await self.stream.subscribe_klines(symbol, self._on_klines, "1")
+        self._timer = asyncio.get_running_loop().create_task(self._tick(), name="market-feed-timer")
+
+    async def stop(self) -> None:
+        """Stop the timer. The row still open is not emitted: a row exists only once its boundary passed."""
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
+
+    async def backfill_candles(self, symbol: str) -> None:
+        """Load CANDLE_WINDOW + 1 candles over REST (the newest may still be open and is dropped)."""
+        candles = await self.candles_rest.get_klines(symbol, "1", limit=CANDLE_WINDOW + 1)
+        store = self.candles[symbol]
+        store.load_history([c for c in candles if c.confirmed], self.exchange_now_ms())
+        self._submit_candles(store)
+
+    def on_reconnect(self) -> None:
+        """The socket reconnected: books are stale until the fresh snapshots arrive."""
+        for builder in self.builders.values():
+            builder.invalidate_book()
+
+    # -- handlers ------------------------------------------------------------------------------------
+
+    async def _on_orderbook(self, msg: BybitWsOrderbook) -> None:
+        data = msg.data
+        builder = self.builders.get(data.s)
+        if builder is None:
+            return
+        self._count(msg.topic)
+        bids, asks = _levels(data.b), _levels(data.a)
+        if msg.type == "snapshot":
+            self._emit(builder.on_book_snapshot(bids, asks, data.u, msg.ts))
+            return
+        rows, outcome = builder.on_book_delta(bids, asks, data.u, msg.ts)
+        self._emit(rows)
+        if outcome.needs_resync:
+            self.stats.resyncs += 1
+            if self.metrics is not None:
+                self.metrics.book_resyncs.labels(symbol=data.s).inc()
+            log.warning("order book resync", symbol=data.s, outcome=outcome.value, u=data.u)
+            await self.stream.resync(msg.topic)
+
+    async def _on_trades(self, msg: BybitWsTrades) -> None:
+        self._count(msg.topic)
+        trades: list[PublicTrade] = []
+        for t in msg.data:
+            builder = self.builders.get(t.s)
+            if builder is None:
+                continue
+            self._emit(builder.on_trade(msg.ts, t.S, float(t.p), float(t.v), block_trade=t.BT))
+            trades.append(
+                PublicTrade(
+                    symbol=t.s,
+                    ts=t.T,
+                    trade_id=t.i,
+                    side=Side(t.S),
+                    price=float(t.p),
+                    size=float(t.v),
+                    block_trade=t.BT,
+                    seq=t.seq,
+                )
+            )
+        if trades:
+            self.stats.trades += len(trades)
+            self.sink.submit_trades(trades)
+
+    async def _on_klines(self, msg: BybitWsKlines) -> None:
+        self._count(msg.topic)
+        symbol = msg.topic.rsplit(".", 1)[-1]
+        builder = self.builders.get(symbol)
+        if builder is None:
+            return
+        self._emit(builder.on_other_message(msg.ts))
+        store = self.candles[symbol]
+        for k in msg.data:
+            candle = Candle(symbol=symbol, start_ms=k.start, open=float(k.open), high=float(k.high),
+                            low=float(k.low), close=float(k.close), volume=float(k.volume),
+                            turnover=float(k.turnover), confirmed=k.confirm)  # fmt: skip
+            store.on_kline(candle, confirm=k.confirm)
+        if store.missing():
+            # A confirm was lost (reconnect): fill the hole over REST so the pin can advance.
+            await self.backfill_candles(symbol)
+        self._submit_candles(store)
+
+    # -- output --------------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TIMER_PERIOD_S)
+            now = self.exchange_now_ms()
+            for builder in self.builders.values():
+                self._emit(builder.on_timer(now))
+
+    def _emit(self, rows: list[RawSnapshotRow]) -> None:
+        if not rows:
+            return
+        self.stats.rows += len(rows)
+        for row in rows:
+            self.stats.by_symbol_rows[row.symbol] += 1
+        self.sink.submit_rows(rows)
+
+    def _submit_candles(self, store: CandleStore) -> None:
+        closed = store.drain_unrecorded()
+        if closed:
+            self.stats.candles += len(closed)
+            self.sink.submit_candles(closed)
+
+    def _count(self, topic: str) -> None:
+        if self.metrics is not None:
+            self.metrics.market_messages.labels(topic=topic.split(".", 1)[0]).inc()
