@@ -13,15 +13,18 @@ def _run(duration: float | None) -> None:
     settings = load_settings()
     configure_logging(settings.logs_dir, settings.log_level)
     report = run(settings, duration_s=duration)
-    _print(report)
+    print_report(report)
 
 
-def _print(report: ServiceReport) -> None:
+def print_report(report: ServiceReport) -> None:
     feed, rec = report.feed, report.recorder
     per_symbol = ", ".join(f"{s} {n:,}" for s, n in feed.by_symbol_rows.items())
     click.echo(f"rows built: {feed.rows:,} ({per_symbol}); trades {feed.trades:,}; candles {feed.candles:,}; "
                f"book resyncs {feed.resyncs}")  # fmt: skip
-    click.echo(f"recorder: {rec}")
+    click.echo(
+        f"recorded: {rec.rows_written:,} rows written, {rec.rows_spooled:,} spooled, "
+        f"{rec.rows_backfilled:,} back-filled, {rec.spool_files} spool files left, outages {rec.outages}"
+    )
 
 
 _duration = click.option(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from infra.db.errors import DatabaseUnavailable
 
@@ -17,7 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedPostgres:
-    """A handle on the pgserver instance that owns `pgdata`."""
+    """A handle on the pgserver instance that owns `pgdata`.
+
+    pgserver keeps one server object per data directory and process, and its cleanup stops the server
+    for the whole process; handles are therefore counted here, so that closing one (the daemon's, say)
+    leaves the server up for another handle in the same process (the demo's).
+    """
+
+    _handles: ClassVar[dict[Path, int]] = {}
 
     def __init__(self, pgdata: Path) -> None:
         self.pgdata = Path(pgdata).resolve()
@@ -40,6 +47,7 @@ class EmbeddedPostgres:
                 f"could not start the embedded PostgreSQL in {self.pgdata}: {exc}. "
                 f"See {self.pgdata / 'log'} for the server's own log, or set DATABASE_URL."
             ) from exc
+        EmbeddedPostgres._handles[self.pgdata] = EmbeddedPostgres._handles.get(self.pgdata, 0) + 1
         log.info("embedded postgres ready in %s", self.pgdata)
         return self
 
@@ -55,7 +63,13 @@ class EmbeddedPostgres:
         return Path(self._server.get_postmaster_info().socket_dir)
 
     def stop(self) -> None:
-        """Release this process's handle; the server stops when no other process holds one."""
-        if self._server is not None:
+        """Release this handle; the server stops when no handle of any process holds it any more."""
+        if self._server is None:
+            return
+        left = EmbeddedPostgres._handles.get(self.pgdata, 1) - 1
+        if left <= 0:
+            EmbeddedPostgres._handles.pop(self.pgdata, None)
             self._server.cleanup()
-            self._server = None
+        else:
+            EmbeddedPostgres._handles[self.pgdata] = left
+        self._server = None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def test_demo_on_embedded_defaults() -> None:
     var = Path("/tmp") / f"dc-demo-{os.getpid()}"  # short: the embedded server's socket lives here
     env_clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     proc = subprocess.run(
-        [sys.executable, "-m", "depthcharge", "demo"],
+        [sys.executable, "-m", "depthcharge", "demo", "--seconds", "5"],
         env={**env_clean, "VAR_DIR": str(var)},
         capture_output=True,
         text=True,
@@ -47,6 +48,10 @@ def test_demo_on_embedded_defaults() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "(embedded)" in proc.stdout and "at revision 0001" in proc.stdout and "audit_log" in proc.stdout
+    # it recorded the three symbols from the in-process paper exchange
+    built = re.search(r"rows built: (\d+) \(BTCUSDT (\d+), ETHUSDT (\d+), SOLUSDT (\d+)\)", proc.stdout)
+    assert built is not None and all(int(n) >= 3 for n in built.groups()[1:]), proc.stdout
+    assert re.search(r"market_snapshots │ +" + built.group(1) + " ", proc.stdout), proc.stdout
     assert (var / "pg" / "PG_VERSION").exists()
     # persistent across runs, and stopped cleanly on exit (no postmaster left behind)
     again = subprocess.run(
