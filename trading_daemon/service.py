@@ -24,8 +24,11 @@ from trading_daemon.lifecycle.systemd import SystemdNotifier
 from trading_daemon.market.feed import FeedStats, MarketFeed
 from trading_daemon.observability.metrics import DaemonMetrics
 from trading_daemon.recorder.recorder import Recorder, RecorderStats, open_recorder_pool
+from trading_daemon.resilience.circuit_breaker import CircuitBreakerManager
+from trading_daemon.resilience.rate_limiter import RateLimiter
 
 log = structlog.get_logger(__name__)
+STATUS_PERIOD_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ async def run_service(
     db = await asyncio.to_thread(open_database, settings)
     pool = await open_recorder_pool(db)
     recorder = await Recorder.for_var_dir(pool, settings.var_dir).start()
-    http = BybitHttpClient(rest_url)
+    limiter = RateLimiter(listener=metrics.observe_rate_limit)
+    breakers = CircuitBreakerManager(listener=metrics.breaker_state_changed)
+    http = BybitHttpClient(rest_url, rate_limiter=limiter, breakers=breakers)
     rest = BybitRestClient(http)
     stream = BybitPublicWebSocket(public_url)
     feed = MarketFeed(
@@ -70,7 +75,17 @@ async def run_service(
         notifier.ready()
         notifier.status(f"recording {','.join(settings.symbols)}")
         watchdog = loop.create_task(notifier.watchdog_loop(stop), name="systemd-watchdog")
-        await stop.wait()
+        while not stop.is_set():
+            # Recorder health into the metrics, and into `systemctl status`.
+            rec = recorder.stats()
+            metrics.set_recorder_state(
+                lag_seconds=rec.lag_s, spool_rows=rec.rows_spooled, spool_bytes=rec.spool_bytes
+            )
+            notifier.status(
+                f"recording {','.join(settings.symbols)}: {feed.stats.rows} rows, recorder {rec.state}"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATUS_PERIOD_S)
     finally:
         log.info("daemon stopping")
         notifier.stopping()
