@@ -93,6 +93,7 @@ class MarketFeed:
         }
         self.stats = FeedStats(by_symbol_rows=dict.fromkeys(self.symbols, 0))
         self._timer: asyncio.Task[None] | None = None
+        self._resyncs: dict[str, asyncio.Task[None]] = {}
 
     def _pin_of(self, symbol: str) -> Callable[[], int]:
         return lambda: self.candles[symbol].pin
@@ -109,6 +110,12 @@ class MarketFeed:
 
     async def stop(self) -> None:
         """Stop the timer. The row still open is not emitted: a row exists only once its boundary passed."""
+        for task in self._resyncs.values():
+            task.cancel()
+        for task in self._resyncs.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._resyncs.clear()
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,7 +153,24 @@ class MarketFeed:
             if self.metrics is not None:
                 self.metrics.book_resyncs.labels(symbol=data.s).inc()
             log.warning("order book resync", symbol=data.s, outcome=outcome.value, u=data.u)
-            await self.stream.resync(msg.topic)
+            self._request_resync(msg.topic)
+
+    def _request_resync(self, topic: str) -> None:
+        # Not awaited here: the resubscribe waits for its ack, which the socket's reader can only
+        # deliver once this handler has returned. One resync per topic at a time.
+        pending = self._resyncs.get(topic)
+        if pending is not None and not pending.done():
+            return
+        self._resyncs[topic] = asyncio.get_running_loop().create_task(
+            self._resync(topic), name=f"resync-{topic}"
+        )
+
+    async def _resync(self, topic: str) -> None:
+        try:
+            await self.stream.resync(topic)
+        except Exception:
+            # The socket's own reconnect resubscribes every topic, so a failed resync heals too.
+            log.exception("order book resync failed", topic=topic)
 
     async def _on_trades(self, msg: BybitWsTrades) -> None:
         self._count(msg.topic)
