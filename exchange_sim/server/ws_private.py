@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from exchange_sim.server.faults import FaultInjector
 from exchange_sim.server.signing import verify_ws_auth
+from exchange_sim.server.ws_socket import QueuedSocket
 from exchange_sim.venue import PrivateMessage, Venue
 
 TOPICS = {
@@ -33,37 +34,14 @@ TOPICS = {
 }
 
 
-class PrivateConnection:
+class PrivateConnection(QueuedSocket):
     """One private connection: its account once authenticated, and the topics it wants."""
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self.conn_id = str(uuid.uuid4())
+        super().__init__(ws)
         self.api_key: str | None = None
         self.topics: dict[str, str] = {}  # base topic → topic name as subscribed (sent back as `topic`)
-        self.outgoing: asyncio.Queue[str | None] = asyncio.Queue()
         self.feed: asyncio.Queue[PrivateMessage] | None = None
-        self.last_fault_roll = time.monotonic()
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a message for the socket."""
-        self.outgoing.put_nowait(json.dumps(message, separators=(",", ":")))
-
-    def close(self) -> None:
-        """Ask the writer to close the socket."""
-        self.outgoing.put_nowait(None)
-
-    async def writer(self) -> None:
-        """Send queued messages until told to close."""
-        while True:
-            text = await self.outgoing.get()
-            if text is None or self.ws.closed:
-                await self.ws.close()
-                return
-            try:
-                await self.ws.send_str(text)
-            except ConnectionError:
-                return
 
 
 class PrivateHub:

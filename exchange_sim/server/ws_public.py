@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -24,6 +23,7 @@ from exchange_sim.klines import INTERVALS, Candle
 from exchange_sim.server.book_feed import DEPTHS, BookFeed
 from exchange_sim.server.faults import FaultInjector
 from exchange_sim.server.market_data import ticker_object
+from exchange_sim.server.ws_socket import QueuedSocket
 from exchange_sim.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -33,36 +33,13 @@ KLINE_PUSH_S = 1.0
 TICKER_PUSH_S = 0.1
 
 
-class Connection:
+class Connection(QueuedSocket):
     """One WebSocket connection: its id, subscriptions and outgoing queue."""
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self.conn_id = str(uuid.uuid4())
+        super().__init__(ws)
         self.topics: set[str] = set()
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self.last_fault_roll = time.monotonic()
         self.tickers: dict[str, dict[str, str]] = {}  # topic → last ticker sent on this connection
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue ``message`` for sending."""
-        self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
-
-    def close(self) -> None:
-        """Ask the writer to close the socket after what is queued."""
-        self.queue.put_nowait(None)
-
-    async def writer(self) -> None:
-        """Send queued messages until told to close."""
-        while True:
-            text = await self.queue.get()
-            if text is None or self.ws.closed:
-                await self.ws.close()
-                return
-            try:
-                await self.ws.send_str(text)
-            except ConnectionError:
-                return
 
 
 def reply(conn: Connection, op: str, req_id: str, success: bool = True, ret_msg: str = "") -> dict[str, Any]:
