@@ -19,63 +19,15 @@ import pytest
 import websockets
 
 from exchange_sim.config import AccountConfig, SimConfig
-from exchange_sim.matching import EngineResult, MatchingEngine, OrderRequest
+from exchange_sim.matching import OrderRequest
 from exchange_sim.server.app import SimServer
 from exchange_sim.server.signing import sign, ws_auth_signature
+from tests.fixtures.markets import ScriptedMarket
 
 API_KEY = "XkTestApiKey0001"
 API_SECRET = "TestSecretNotReal0123456789abcdefABCDEF"
 OTHER_KEY = "XkTestApiKey0002"
 OTHER_SECRET = "AnotherSecretNotReal0123456789abcdef"
-SEED = "seed"
-MID = {"BTCUSDT": Decimal("64000.00"), "ETHUSDT": Decimal("3200.00"), "SOLUSDT": Decimal("150.000")}
-
-
-class ScriptedMarket:
-    """A test market: a fixed ladder seeded on the first advance, then the commands a test queues.
-
-    ``queue(owner, request)`` runs at the next driver step, so its trades and book changes flow through
-    the same path as a real market generator's. ``truth`` is returned by ``ground_truth()``.
-    """
-
-    def __init__(self, engine: MatchingEngine, levels: int = 10) -> None:
-        self.engine = engine
-        self.levels = levels
-        self.seeded = False
-        self.pending: list[tuple[str, OrderRequest]] = []
-        self.truth: list[dict[str, Any]] = []
-
-    def queue(self, owner: str, req: OrderRequest) -> None:
-        """Submit ``req`` as ``owner`` at the next advance."""
-        self.pending.append((owner, req))
-
-    def advance(self, to_ms: int) -> list[EngineResult]:
-        """Seed once, then run the queued commands."""
-        results: list[EngineResult] = []
-        if not self.seeded:
-            self.seeded = True
-            for symbol, mid in MID.items():
-                if symbol not in self.engine.instruments:
-                    continue
-                spec = self.engine.instruments[symbol]
-                self.engine.set_mark_price(symbol, mid)
-                for i in range(self.levels):
-                    step = spec.tick_size * (i + 1)
-                    qty = spec.min_order_qty * 10 * (i + 1)
-                    results.append(
-                        self.engine.submit(SEED, OrderRequest(symbol, "Buy", "Limit", qty, mid - step))
-                    )
-                    results.append(
-                        self.engine.submit(SEED, OrderRequest(symbol, "Sell", "Limit", qty, mid + step))
-                    )
-        pending, self.pending = self.pending, []
-        for owner, req in pending:
-            results.append(self.engine.submit(owner, req))
-        return results
-
-    def ground_truth(self) -> list[dict[str, Any]]:
-        """Manipulation ground truth as configured by the test."""
-        return self.truth
 
 
 def make_config(**overrides: Any) -> SimConfig:

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from exchange_sim.config import AccountConfig, SimConfig
-from exchange_sim.matching import EngineResult, MatchingEngine, OrderRequest
 from exchange_sim.server.app import SimServer
+from tests.fixtures.markets import ScriptedMarket
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
 from trading_daemon.exchange.websocket import BybitPrivateWebSocket, BybitPublicWebSocket
@@ -27,43 +27,6 @@ API_KEY = "XkTestApiKey0001"
 API_SECRET = "TestSecretNotReal0123456789abcdefABCDEF"
 OTHER_KEY = "XkTestApiKey0002"
 OTHER_SECRET = "AnotherSecretNotReal0123456789abcdef"
-SEED = "seed"
-MID = {"BTCUSDT": Decimal("64000.00"), "ETHUSDT": Decimal("3200.00")}
-
-
-class ScriptedMarket:
-    """A ladder of `levels` resting seed orders each side of every mid, placed on the first step."""
-
-    def __init__(self, engine: MatchingEngine, levels: int = 10) -> None:
-        self.engine = engine
-        self.levels = levels
-        self.seeded = False
-
-    def advance(self, to_ms: int) -> list[EngineResult]:
-        """Seed once; nothing else moves unless a test trades."""
-        results: list[EngineResult] = []
-        if self.seeded:
-            return results
-        self.seeded = True
-        for symbol, mid in MID.items():
-            if symbol not in self.engine.instruments:
-                continue
-            spec = self.engine.instruments[symbol]
-            self.engine.set_mark_price(symbol, mid)
-            for i in range(self.levels):
-                step = spec.tick_size * (i + 1)
-                qty = spec.min_order_qty * 10 * (i + 1)
-                results.append(
-                    self.engine.submit(SEED, OrderRequest(symbol, "Buy", "Limit", qty, mid - step))
-                )
-                results.append(
-                    self.engine.submit(SEED, OrderRequest(symbol, "Sell", "Limit", qty, mid + step))
-                )
-        return results
-
-    def ground_truth(self) -> list[dict[str, Any]]:
-        """No manipulation in this market."""
-        return []
 
 
 def make_config(**overrides: Any) -> SimConfig:
