@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from bench import ingest, market, orderbook
+from bench import features, inference, ingest, market, orderbook
 from schemas.times import now_ms
 
 RESULTS = Path(__file__).parent / "results.json"
@@ -19,6 +19,8 @@ def main() -> None:
         "ingest": ingest.run(),
         "orderbook": orderbook.run(),
         "market": market.run(),
+        "features": features.run(),
+        "inference": inference.run(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -170,7 +170,7 @@ def book_changes(seconds: float = 300.0) -> dict[str, float]:
     market.advance(clock.now)
     for book in engine.books.values():
         book.drain_changes()
-    counts: dict[str, list[int]] = {s: [] for s in SYMBOLS}
+    counts: dict[str, list[float]] = {s: [] for s in SYMBOLS}
     for _ in range(int(seconds * 10)):
         clock.now += 100
         market.advance(clock.now)
@@ -183,8 +183,10 @@ def book_changes(seconds: float = 300.0) -> dict[str, float]:
                 if not top:
                     continue
                 edge = top[-1][0]
-                inside = (lambda p, e=edge: p >= e) if side == BUY else (lambda p, e=edge: p <= e)
-                n += sum(1 for price in changes[side] if inside(price))
+                if side == BUY:
+                    n += sum(1 for price in changes[side] if price >= edge)
+                else:
+                    n += sum(1 for price in changes[side] if price <= edge)
             counts[symbol].append(n / 2)
     return {s: round(float(np.mean(v)), 1) for s, v in counts.items()}
 

@@ -13,6 +13,8 @@ from depthcharge.commands.daemon import daemon, record
 from depthcharge.commands.db import db
 from depthcharge.commands.demo import demo
 from depthcharge.commands.exchange_sim import exchange_sim
+from depthcharge.commands.record_sim import record_sim
+from depthcharge.commands.train import train
 from infra.db.errors import StorageError
 
 
@@ -32,6 +34,8 @@ cli.add_command(demo)
 cli.add_command(record)
 cli.add_command(daemon)
 cli.add_command(exchange_sim)
+cli.add_command(record_sim)
+cli.add_command(train)
 
 
 def main() -> None:

@@ -30,7 +30,9 @@ class FaultConfig:
 
     * ``latency_ms``: added to every REST response (``/v5`` only; the admin API is never slowed).
     * ``error_rate``: share of REST requests refused before processing, half with HTTP 503 and no
-      envelope, half with HTTP 200 and retCode 10016 (unless ``error_kinds`` narrows it).
+      envelope, half with HTTP 200 and retCode 10016 (unless ``error_kinds`` narrows it); the kind
+      ``"ratelimit"`` answers retCode 10006 with ``X-Bapi-Limit*`` headers (window spent until a reset
+      one second later on the exchange clock), as Bybit's per-UID limit does.
     * ``timeout_rate``: share of REST requests that are processed (an order *is* placed) but whose reply
       is withheld for ``timeout_ms`` and then the connection is dropped: the ambiguous outcome of §8.5.
     * ``ws_disconnect_rate``: per-second probability that a WebSocket connection is closed by the server.

@@ -5,13 +5,16 @@ the previous close when the bucket has no trade; high, low and close follow the 
 Σ qty (base coin) and ``turnover`` Σ price·qty (USDT). A candle is closed (``confirm: true``) at the first
 :meth:`KlineBook.roll` or trade at or after its end, exactly once. Each interval keeps its own running
 candle; that equals aggregating closed 1-minute candles, since every trade falls in exactly one bucket
-of every interval. Nothing is produced before the first trade: there is no price to open with.
+of every interval. Nothing is produced before the first trade: there is no price to open with, unless a
+history was loaded (:meth:`KlineBook.load_history`): then the next candle of every interval opens at the
+history's last close and fills as trades come.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -69,6 +72,31 @@ class _Series:
             cur = Candle(self.interval, nxt, c, c, c, c, timestamp=nxt)
         self.current = cur
 
+    def load(self, minutes: Sequence[Candle]) -> None:
+        """Start from closed one-minute candles: whole buckets are closed, a partial last one runs on."""
+        buckets: list[Candle] = []
+        for m in minutes:
+            start = m.start - m.start % self.length
+            if buckets and buckets[-1].start == start:
+                cur = buckets[-1]
+                cur.high = max(cur.high, m.high)
+                cur.low = min(cur.low, m.low)
+                cur.close = m.close
+                cur.volume += m.volume
+                cur.turnover += m.turnover
+                cur.timestamp = m.timestamp
+            else:
+                buckets.append(replace(m, interval=self.interval, start=start, confirm=True))
+        last = buckets[-1]
+        if last.start + self.length > minutes[-1].start + 60_000:  # the bucket goes on past the history
+            last.confirm = False
+            self.closed.extend(buckets[:-1])
+            self.current = last
+        else:
+            self.closed.extend(buckets)
+            nxt, c = last.start + self.length, last.close
+            self.current = Candle(self.interval, nxt, c, c, c, c, timestamp=nxt)
+
     def add(self, ts: int, price: Decimal, qty: Decimal) -> None:
         """Add one trade (after :meth:`roll` to ``ts``)."""
         cur = self.current
@@ -96,6 +124,27 @@ class KlineBook:
         for series in self.series.values():
             series.roll(now, out)
         return out
+
+    def load_history(self, minutes: Sequence[Candle]) -> None:
+        """Start from closed one-minute ``minutes`` (contiguous, oldest first), before the first trade.
+
+        Every interval gets them aggregated; the candle after the history (and a partial bucket of the
+        longer intervals) is running, so the live candles follow on from the history's last close.
+        """
+        if not minutes:
+            return
+        if any(s.current is not None or s.closed for s in self.series.values()):
+            raise ValueError(f"{self.symbol}: a kline history can only be loaded before the first trade")
+        for m in minutes:
+            if m.interval != "1" or m.start % 60_000:
+                raise ValueError(f"{self.symbol}: history candles must be one-minute candles, got {m}")
+        for prev, cur in itertools.pairwise(minutes):
+            if cur.start != prev.start + 60_000:
+                raise ValueError(
+                    f"{self.symbol}: history candles must be contiguous, {prev.start} is followed by {cur.start}"
+                )
+        for series in self.series.values():
+            series.load(minutes)
 
     def add_trades(self, trades: Iterable[PublicTrade]) -> list[Candle]:
         """Fold trades in (time order); returns candles they closed, as :meth:`roll` does."""

@@ -41,8 +41,9 @@ class MarketSource(Protocol):
     """Simulated order flow: submits through the venue's engine up to exchange time ``to_ms``.
 
     It may also offer ``ground_truth() -> list`` (manipulation episodes, served at
-    ``GET /sim/ground-truth``) and ``funding_rate(symbol) -> Decimal`` (used at each funding settlement
-    instead of the configured default); both are looked up with ``getattr``.
+    ``GET /sim/ground-truth``), ``funding_rate(symbol) -> Decimal`` (used at each funding settlement
+    instead of the configured default) and ``kline_history(before_ms) -> dict[symbol, list[Candle]]``
+    (one-minute klines loaded once, before the first ``advance``); all are looked up with ``getattr``.
     """
 
     def advance(self, to_ms: int) -> list[EngineResult]:
@@ -111,6 +112,7 @@ class Venue:
             self.accounts.open(acc.api_key, acc.balance)
             self.secrets[acc.api_key] = acc.api_secret
         self.market: MarketSource | None = None
+        self._history_pending = False
         self.private = PrivateHub()
         self.listeners: list[PublicListener] = []
         self.tick_hooks: list[Callable[[int], None]] = []
@@ -131,6 +133,7 @@ class Venue:
     def attach_market(self, market: MarketSource) -> None:
         """Use ``market`` as the source of simulated order flow (advanced by the driver)."""
         self.market = market
+        self._history_pending = True
 
     def account(self, api_key: str) -> Account:
         """The account of a configured API key."""
@@ -194,6 +197,9 @@ class Venue:
         """Advance the market to ``now``, publish its effects, close candles, settle due funding."""
         now = self.clock.now() if now is None else now
         if self.market is not None:
+            if self._history_pending:
+                self._history_pending = False
+                self._load_history(self.market, now)
             for result in self.market.advance(now):
                 self.private.publish(self._absorb(result, None, ()))
         for symbol, book in self.klines.items():
@@ -207,6 +213,15 @@ class Venue:
                 self.next_funding[symbol] += self.funding_interval_ms(symbol)
         for hook in self.tick_hooks:
             hook(now)
+
+    def _load_history(self, market: MarketSource, now: int) -> None:
+        # Before the market's first advance: the live candles then follow on from the history.
+        source = getattr(market, "kline_history", None)
+        if not callable(source):
+            return
+        for symbol, candles in source(now).items():
+            if symbol in self.klines and not self.recent_trades[symbol]:
+                self.klines[symbol].load_history(candles)
 
     def settle_funding(self, symbol: str) -> list[PrivateMessage]:
         """Settle one funding interval of ``symbol`` now: ``execution`` (Funding) → ``position`` → ``wallet``."""

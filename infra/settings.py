@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", alias="LOG_LEVEL"
     )
+    log_retention_days: int = Field(default=14, alias="LOG_RETENTION_DAYS", ge=1)
     dagster_home: Path | None = Field(default=None, alias="DAGSTER_HOME")
 
     @field_validator("trading_pairs")

@@ -5,7 +5,9 @@
 its symbol. Random streams come from one ``SeedSequence(seed)`` (SIM_MARKET.md §14): the market-wide
 streams under spawn key ``(0, …)`` and each symbol's four streams (latent, touch events, background,
 manipulator) under a key derived from the symbol's name, so a symbol's hidden value path is the same
-whichever other symbols run and whether or not manipulation is on. All generators are PCG64.
+whichever other symbols run and whether or not manipulation is on. The kline history served at start
+(:meth:`SyntheticMarket.kline_history`) has one more stream per symbol under ``(2, …)``, so the live
+simulation does not depend on it. All generators are PCG64.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 from numpy.random import PCG64, Generator, SeedSequence
 
 from exchange_sim.book import BUY
+from exchange_sim.klines import Candle
 from exchange_sim.market.background import ASK, BID
 from exchange_sim.market.flow import SymbolMarket
+from exchange_sim.market.history import kline_history
 from exchange_sim.market.latent import MarketFactor, RegimeChain
 from exchange_sim.market.manipulator import Manipulator
 from exchange_sim.market.params import ManipulationParams, MarketConfig, ShiftParams
@@ -110,6 +114,24 @@ class SyntheticMarket:
         """The funding rate implied by the averaged premium of mark over index (SIM_MARKET.md §13)."""
         market = self.markets.get(symbol)
         return market.funding_rate() if market is not None else BASE_FUNDING_RATE
+
+    def kline_history(self, before_ms: int) -> dict[str, list[Candle]]:
+        """One-minute klines of every symbol ending at the minute before ``before_ms`` (SIM_MARKET.md §13).
+
+        ``config.history_minutes`` per symbol, oldest first, the last close at the start price where the
+        live book opens; empty lists when the history is disabled. The venue asks once, before its first
+        :meth:`advance`. Each call draws afresh from the symbol's own history stream (same result).
+        """
+        return {
+            symbol: kline_history(
+                self.config,
+                symbol,
+                self.engine.instruments[symbol],
+                _gen(self.seed, 2, zlib.crc32(symbol.encode("ascii"))),
+                int(before_ms),
+            )
+            for symbol in self.symbols
+        }
 
     def detach(self) -> None:
         """Stop mirroring the engine's anonymous fills, so another market may be attached to it."""

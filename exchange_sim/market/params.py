@@ -89,8 +89,13 @@ class SymbolParams:
     s_near: float  # background order size near the touch (base units) ...
     s_far: float  # ... and far from it
     d0: float  # profile length in ticks
+    # Typical traded volume of one calm minute (base units), for the kline history the exchange serves
+    # at start (SIM_MARKET.md §13); None: 25 touch targets. The defaults are the live market's calm figures.
+    minute_volume: float | None = None
 
     def __post_init__(self) -> None:
+        if self.minute_volume is not None:
+            _positive("SymbolParams", minute_volume=self.minute_volume)
         _positive(
             "SymbolParams",
             start_price=self.start_price,
@@ -109,9 +114,15 @@ class SymbolParams:
 
 
 DEFAULT_SYMBOLS: Mapping[str, SymbolParams] = {
-    "BTCUSDT": SymbolParams(64_000, 1.0, 0.9, 4.0, 0.25, 0.01, 2.0, 0.8, 3.0, 0.02, 0.14, 60),
-    "ETHUSDT": SymbolParams(3_400, 1.2, 0.85, 40.0, 2.5, 0.1, 2.0, 0.6, 3.0, 0.3, 8.0, 40),
-    "SOLUSDT": SymbolParams(150, 1.4, 0.75, 900.0, 60.0, 3.0, 2.0, 6.0, 8.0, 300.0, 300.0, 10),
+    "BTCUSDT": SymbolParams(
+        64_000, 1.0, 0.9, 4.0, 0.25, 0.01, 2.0, 0.8, 3.0, 0.02, 0.14, 60, minute_volume=100
+    ),
+    "ETHUSDT": SymbolParams(
+        3_400, 1.2, 0.85, 40.0, 2.5, 0.1, 2.0, 0.6, 3.0, 0.3, 8.0, 40, minute_volume=3_300
+    ),
+    "SOLUSDT": SymbolParams(
+        150, 1.4, 0.75, 900.0, 60.0, 3.0, 2.0, 6.0, 8.0, 300.0, 300.0, 10, minute_volume=9_000
+    ),
 }
 
 
@@ -308,6 +319,9 @@ class MarketConfig:
     # excess and simulates only the last max_catchup_ms, so a jump of hours cannot stall the venue's
     # driver for minutes. None simulates every jump in full.
     max_catchup_ms: int | None = 120_000
+    # One-minute klines served as history at start (SIM_MARKET.md §13), ending at the minute before the
+    # start; 0 disables. The venue keeps the newest 1500 of each interval.
+    history_minutes: int = 1000
 
     def __post_init__(self) -> None:
         missing = [k for k in REGIMES if k not in self.regimes]
@@ -320,6 +334,9 @@ class MarketConfig:
         _positive(
             "MarketConfig", mark_tau=self.mark_tau, index_tau=self.index_tau, premium_tau=self.premium_tau
         )
+        minutes = self.history_minutes
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
+            raise ValueError(f"MarketConfig.history_minutes must be a non-negative int, got {minutes!r}")
         limit = self.max_catchup_ms
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
             raise ValueError(f"MarketConfig.max_catchup_ms must be a positive int or None, got {limit!r}")

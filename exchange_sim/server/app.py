@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_ERROR = 10016
 RATE_LIMITED = 10006
+FAULT_LIMIT_RESET_MS = 1000  # an injected 10006 says the window frees up one second later
 WS_PATHS = ("/v5/public/linear", "/v5/private")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -84,6 +85,17 @@ async def rest_guard(request: web.Request, handler: Handler) -> web.StreamRespon
                 None, state.venue.clock.now(), SERVICE_ERROR, "Server error, please retry (injected fault)"
             )
             return json_body(body)
+        if kind == "ratelimit":
+            # Refused before processing, with the headers Bybit sends: none left until the reset.
+            limit = state.limiter.endpoint_limits.get(path, 10)
+            now = state.venue.clock.now()
+            headers = {
+                "X-Bapi-Limit": str(limit),
+                "X-Bapi-Limit-Status": "0",
+                "X-Bapi-Limit-Reset-Timestamp": str(now + FAULT_LIMIT_RESET_MS),
+            }
+            body = envelope(None, now, RATE_LIMITED, "Too many visits! (injected fault)")
+            return json_body(body, headers)
     return await handler(request)
 
 

@@ -8,12 +8,17 @@ state and publishes one delta with exactly the changed levels (levels that left 
 only, re-sent unchanged with the same ``u`` every 3 s. A subscriber's first message is a snapshot of the
 published state, so the deltas that follow apply to it exactly. A reset (fault injection or admin)
 restarts a topic at ``u`` = 1 with a snapshot, as Bybit does after a service restart.
+
+The push clock is injected (``clock_ms``, the wall's monotonic clock by default): an offline recording
+(``depthcharge/sim_recording.py``) passes exchange time, so the cadences hold in exchange time there.
+It reads integer milliseconds so that a 20 ms cadence on a virtual clock is exact, not float-rounded.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from exchange_sim import wire
@@ -23,7 +28,16 @@ from exchange_sim.venue import Venue
 
 PUSH_INTERVAL_MS = {1: 10, 50: 20, 200: 100, 1000: 200}
 DEPTHS = tuple(PUSH_INTERVAL_MS)
-LEVEL1_REPEAT_S = 3.0
+LEVEL1_REPEAT_MS = 3_000
+
+# Milliseconds on some monotonic clock; only differences are used.
+PushClock = Callable[[], float]
+
+
+def monotonic_ms() -> float:
+    """The wall's monotonic clock in ms: the live server's push clock."""
+    return time.monotonic() * 1000
+
 
 # (topic, message, is_delta) → delivered to the topic's subscribers by the public WebSocket hub.
 Broadcast = Callable[[str, dict[str, Any], bool], None]
@@ -40,20 +54,37 @@ class _TopicState:
         self.seq = 0
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
-        self.last_push = 0.0
-        self.last_send = 0.0
+        self.last_push = -math.inf  # ms on the feed's push clock; the first tick pushes
+        self.last_send = -math.inf
 
 
 class BookFeed:
-    """Publishes every depth topic of every symbol; ``broadcast`` delivers the messages."""
+    """Publishes every depth topic of every symbol; ``broadcast`` delivers the messages.
 
-    def __init__(self, venue: Venue, faults: FaultInjector, broadcast: Broadcast) -> None:
+    ``depths`` narrows the published depths (an offline recording needs only 50), ``clock_ms`` is the
+    push clock in milliseconds.
+    """
+
+    def __init__(
+        self,
+        venue: Venue,
+        faults: FaultInjector,
+        broadcast: Broadcast,
+        *,
+        depths: Iterable[int] = DEPTHS,
+        clock_ms: PushClock = monotonic_ms,
+    ) -> None:
         self.venue = venue
         self.faults = faults
         self.broadcast = broadcast
+        self.depths = tuple(depths)
+        unknown = [d for d in self.depths if d not in PUSH_INTERVAL_MS]
+        if unknown or not self.depths:
+            raise ValueError(f"book depths must be a non-empty subset of {DEPTHS}, got {self.depths}")
+        self.clock_ms = clock_ms
         self.topics: dict[str, _TopicState] = {}
         for symbol in venue.instruments:
-            for depth in DEPTHS:
+            for depth in self.depths:
                 state = _TopicState(symbol, depth)
                 self._load(state)
                 state.u = 1
@@ -84,9 +115,9 @@ class BookFeed:
 
     def tick(self, now_ms: int) -> None:
         """Push every topic whose interval has elapsed (called by the venue driver)."""
-        wall = time.monotonic()
+        wall = self.clock_ms()
         for state in self.topics.values():
-            if (wall - state.last_push) * 1000 < PUSH_INTERVAL_MS[state.depth]:
+            if wall - state.last_push < PUSH_INTERVAL_MS[state.depth]:
                 continue
             state.last_push = wall
             if self.faults.book_reset():
@@ -97,13 +128,13 @@ class BookFeed:
             else:
                 self._push_delta(state)
 
-    def reset(self, symbol: str, depths: tuple[int, ...] = DEPTHS) -> None:
+    def reset(self, symbol: str, depths: tuple[int, ...] | None = None) -> None:
         """Restart the topics of ``symbol`` at ``u`` = 1 and send each a fresh snapshot."""
-        for depth in depths:
+        for depth in self.depths if depths is None else depths:
             state = self.topics[f"orderbook.{depth}.{symbol}"]
             self._load(state)
             state.u = 1
-            state.last_send = time.monotonic()
+            state.last_send = self.clock_ms()
             self.broadcast(state.topic, self.snapshot_message(state.topic), False)
 
     def _push_level1(self, state: _TopicState, wall: float) -> None:
@@ -111,7 +142,7 @@ class BookFeed:
         self._load(state)
         if (state.bids, state.asks) != old:
             state.u += 1
-        elif wall - state.last_send < LEVEL1_REPEAT_S:
+        elif wall - state.last_send < LEVEL1_REPEAT_MS:
             return
         state.last_send = wall
         self.broadcast(state.topic, self.snapshot_message(state.topic), False)
@@ -138,7 +169,7 @@ class BookFeed:
             return  # the change was outside this depth's window: Bybit never sends an empty delta
         state.u += 1
         data = {"s": state.symbol, "b": b, "a": a, "u": state.u, "seq": state.seq}
-        state.last_send = time.monotonic()
+        state.last_send = self.clock_ms()
         self.broadcast(state.topic, self._message(state, "delta", data), True)
 
     def _load(self, state: _TopicState) -> None:

@@ -22,7 +22,7 @@ _RATES = (
     "book_reset_rate",
 )
 _DURATIONS = ("latency_ms", "timeout_ms", "order_ack_delay_ms")
-_ERROR_KINDS = ("http", "retcode")
+_ERROR_KINDS = ("http", "retcode", "ratelimit")
 
 
 class FaultInjector:
@@ -77,7 +77,7 @@ class FaultInjector:
         return rate > 0 and (rate >= 1 or self.rng.random() < rate)
 
     def error(self) -> str | None:
-        """``"http"`` (HTTP 503), ``"retcode"`` (10016) or ``None``."""
+        """``"http"`` (HTTP 503), ``"retcode"`` (10016), ``"ratelimit"`` (10006 with headers) or ``None``."""
         if not self._hit(self.config.error_rate):
             return None
         return self.rng.choice(self.config.error_kinds)

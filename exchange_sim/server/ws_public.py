@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -20,7 +22,7 @@ from aiohttp import WSMsgType, web
 from exchange_sim import wire
 from exchange_sim.events import PublicTrade
 from exchange_sim.klines import INTERVALS, Candle
-from exchange_sim.server.book_feed import DEPTHS, BookFeed
+from exchange_sim.server.book_feed import DEPTHS, BookFeed, PushClock, monotonic_ms
 from exchange_sim.server.faults import FaultInjector
 from exchange_sim.server.market_data import ticker_object
 from exchange_sim.server.ws_socket import QueuedSocket
@@ -29,8 +31,8 @@ from exchange_sim.venue import Venue
 log = logging.getLogger(__name__)
 
 TRADES_PER_MESSAGE = 1024
-KLINE_PUSH_S = 1.0
-TICKER_PUSH_S = 0.1
+KLINE_PUSH_MS = 1_000
+TICKER_PUSH_MS = 100
 
 
 class Connection(QueuedSocket):
@@ -48,16 +50,28 @@ def reply(conn: Connection, op: str, req_id: str, success: bool = True, ret_msg:
 
 
 class PublicHub:
-    """All public connections and subscriptions; also the venue's :class:`PublicListener`."""
+    """All public connections and subscriptions; also the venue's :class:`PublicListener`.
 
-    def __init__(self, venue: Venue, faults: FaultInjector) -> None:
+    ``depths`` and ``clock_ms`` go to the :class:`BookFeed`; ``clock_ms`` also paces the open-candle and
+    ticker pushes (an offline recording passes exchange time, see ``depthcharge/sim_recording.py``).
+    """
+
+    def __init__(
+        self,
+        venue: Venue,
+        faults: FaultInjector,
+        *,
+        depths: Iterable[int] = DEPTHS,
+        clock_ms: PushClock = monotonic_ms,
+    ) -> None:
         self.venue = venue
         self.faults = faults
         self.connections: set[Connection] = set()
         self.subscribers: dict[str, set[Connection]] = {}
-        self.feed = BookFeed(venue, faults, self.broadcast_book)
-        self._last_kline_push = 0.0
-        self._last_ticker_push = 0.0
+        self.clock_ms = clock_ms
+        self.feed = BookFeed(venue, faults, self.broadcast_book, depths=depths, clock_ms=clock_ms)
+        self._last_kline_push = -math.inf
+        self._last_ticker_push = -math.inf
         venue.listeners.append(self)
         venue.tick_hooks.append(self.tick)
 
@@ -70,7 +84,7 @@ class PublicHub:
         parts = topic.split(".")
         symbols = self.venue.instruments
         if parts[0] == "orderbook" and len(parts) == 3:
-            return parts[1] in {str(d) for d in DEPTHS} and parts[2] in symbols
+            return parts[1] in {str(d) for d in self.feed.depths} and parts[2] in symbols
         if parts[0] == "kline" and len(parts) == 3:
             return parts[1] in INTERVALS and parts[2] in symbols
         if parts[0] in ("publicTrade", "tickers") and len(parts) == 2:
@@ -109,22 +123,23 @@ class PublicHub:
     def tick(self, now: int) -> None:
         """Driver hook: book pushes, open-candle and ticker updates, disconnect faults."""
         self.feed.tick(now)
-        wall = time.monotonic()
-        if wall - self._last_kline_push >= KLINE_PUSH_S:
-            self._last_kline_push = wall
+        push_now = self.clock_ms()
+        if push_now - self._last_kline_push >= KLINE_PUSH_MS:
+            self._last_kline_push = push_now
             for symbol, book in self.venue.klines.items():
                 for interval in INTERVALS:
                     if self.subscribers.get(f"kline.{interval}.{symbol}"):
                         candle = book.current(interval)
                         if candle is not None:
                             self._send_kline(symbol, candle)
-        if wall - self._last_ticker_push >= TICKER_PUSH_S:
-            self._last_ticker_push = wall
+        if push_now - self._last_ticker_push >= TICKER_PUSH_MS:
+            self._last_ticker_push = push_now
             for symbol in self.venue.instruments:
                 topic = f"tickers.{symbol}"
                 conns = self.subscribers.get(topic)
                 if conns:
                     self._send_ticker_deltas(topic, symbol, conns)
+        wall = time.monotonic()  # disconnect faults hit real sockets: wall time
         for conn in list(self.connections):
             elapsed = wall - conn.last_fault_roll
             if elapsed >= 1.0:
@@ -181,7 +196,7 @@ class PublicHub:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._on_text(conn, msg.data)
+                    self.receive(conn, msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
@@ -192,7 +207,8 @@ class PublicHub:
             await writer
         return ws
 
-    def _on_text(self, conn: Connection, text: str) -> None:
+    def receive(self, conn: Connection, text: str) -> None:
+        """Handle one text frame of ``conn`` (an op request); replies go out through ``conn.send``."""
         try:
             request = json.loads(text)
             if not isinstance(request, dict):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infra.db.connection import Database
 
 
@@ -36,15 +38,16 @@ def test_db_commands_against_a_server(empty_db: Database) -> None:
     assert url.stdout.startswith("postgresql+psycopg2://") and "/dagster" in url.stdout
 
 
+@pytest.mark.slow  # records, then records offline and trains a small model: about 2 min
 def test_demo_on_embedded_defaults() -> None:
     var = Path("/tmp") / f"dc-demo-{os.getpid()}"  # short: the embedded server's socket lives here
     env_clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     proc = subprocess.run(
-        [sys.executable, "-m", "depthcharge", "demo", "--seconds", "5"],
+        [sys.executable, "-m", "depthcharge", "demo", "--seconds", "5", "--train-minutes", "30"],
         env={**env_clean, "VAR_DIR": str(var)},
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "(embedded)" in proc.stdout and "at revision 0001" in proc.stdout and "audit_log" in proc.stdout
@@ -53,6 +56,15 @@ def test_demo_on_embedded_defaults() -> None:
     assert built is not None and all(int(n) >= 3 for n in built.groups()[1:]), proc.stdout
     assert re.search(r"market_snapshots │ +" + built.group(1) + " ", proc.stdout), proc.stdout
     assert (var / "pg" / "PG_VERSION").exists()
+    # then it recorded 30 min of each symbol offline, trained, evaluated and registered a first model
+    stored = re.findall(r"(BTCUSDT|ETHUSDT|SOLUSDT): (\d[\d,]*) rows", proc.stdout)
+    assert {s for s, _ in stored} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}, proc.stdout
+    assert all(int(n.replace(",", "")) == 1800 for _, n in stored), proc.stdout
+    for name in ("cnn_lstm", "majority", "logistic", "gradient_boosting"):
+        assert re.search(rf"^{name} +10s ", proc.stdout, re.MULTILINE), proc.stdout
+    version = re.search(r"model (\S+) registered, promoted to production", proc.stdout)
+    assert version is not None, proc.stdout
+    assert (var / "models" / version.group(1) / "weights.pt").exists()
     # persistent across runs, and stopped cleanly on exit (no postmaster left behind)
     again = subprocess.run(
         [sys.executable, "-m", "depthcharge", "db", "status"],

@@ -98,15 +98,20 @@ class MarketFeed:
     def _pin_of(self, symbol: str) -> Callable[[], int]:
         return lambda: self.candles[symbol].pin
 
-    async def start(self) -> None:
-        """Load the candle history, subscribe every topic, start the grace timer."""
+    async def start(self, *, timer: bool = True) -> None:
+        """Load the candle history, subscribe every topic, start the grace timer.
+
+        With `timer=False` no timer task runs: the caller calls `on_timer` itself on its own clock (the
+        offline recording of `depthcharge/sim_recording.py` runs on virtual exchange time).
+        """
         for symbol in self.symbols:
             await self.backfill_candles(symbol)
         for symbol in self.symbols:
             await self.stream.subscribe_orderbook(symbol, self._on_orderbook, depth=BOOK_TOPIC_DEPTH)
             await self.stream.subscribe_trades(symbol, self._on_trades)
             await self.stream.subscribe_klines(symbol, self._on_klines, "1")
-        self._timer = asyncio.get_running_loop().create_task(self._tick(), name="market-feed-timer")
+        if timer:
+            self._timer = asyncio.get_running_loop().create_task(self._tick(), name="market-feed-timer")
 
     async def stop(self) -> None:
         """Stop the timer. The row still open is not emitted: a row exists only once its boundary passed."""
@@ -216,12 +221,15 @@ class MarketFeed:
 
     # -- output --------------------------------------------------------------------------------------
 
+    def on_timer(self, exchange_now_ms: int) -> None:
+        """Emit the rows whose grace period has passed at `exchange_now_ms` (what the timer does)."""
+        for builder in self.builders.values():
+            self._emit(builder.on_timer(exchange_now_ms))
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TIMER_PERIOD_S)
-            now = self.exchange_now_ms()
-            for builder in self.builders.values():
-                self._emit(builder.on_timer(now))
+            self.on_timer(self.exchange_now_ms())
 
     def _emit(self, rows: list[RawSnapshotRow]) -> None:
         if not rows:

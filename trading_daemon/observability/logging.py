@@ -10,11 +10,15 @@ Files, under `log_dir`, named by UTC day and switched at UTC midnight:
 
 * `bot_YYYYMMDD.log`: every record at or above the configured level;
 * `bot_errors_YYYYMMDD.log`: ERROR and above only.
+
+With a retention (`LOG_RETENTION_DAYS`), files of days more than that many days before the current UTC
+day are deleted when logging is configured and again at each UTC midnight (`prune_logs`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -24,11 +28,40 @@ from pathlib import Path
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["DailyFileHandler", "configure_logging", "get_logger", "reset_logging"]
+__all__ = ["DailyFileHandler", "configure_logging", "get_logger", "prune_logs", "reset_logging"]
 
 # Marks the handlers configure_logging installed on the root logger, so a second call replaces
 # exactly those and leaves foreign ones (pytest's caplog, a systemd journal handler) alone.
 _OWNED_ATTR = "_depthcharge_owned"
+# The daily files this module writes; nothing else in the directory is ever pruned.
+_DAILY_FILE = re.compile(r"^bot(?:_errors)?_(\d{8})\.log$")
+
+
+def prune_logs(log_dir: Path, retention_days: int, *, now: float | None = None) -> list[Path]:
+    """Delete `bot_YYYYMMDD.log` / `bot_errors_YYYYMMDD.log` files of days before the current UTC day
+    minus `retention_days` (so today and the `retention_days` days before it are kept).
+
+    Returns the deleted paths. Other files, and names that only look similar, are left alone.
+    """
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 1:
+        raise ValueError(f"LOG_RETENTION_DAYS must be a positive number of days, got {retention_days!r}")
+    today = datetime.fromtimestamp(time.time() if now is None else now, UTC).date()
+    oldest_kept = today - timedelta(days=retention_days)
+    removed: list[Path] = []
+    if not log_dir.is_dir():
+        return removed
+    for path in sorted(log_dir.iterdir()):
+        match = _DAILY_FILE.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        try:
+            day = datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date()
+        except ValueError:
+            continue  # eight digits that are not a date: not ours
+        if day < oldest_kept:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 class DailyFileHandler(logging.FileHandler):
@@ -36,12 +69,21 @@ class DailyFileHandler(logging.FileHandler):
 
     The stdlib's TimedRotatingFileHandler renames the active file to `name.suffix` at rollover;
     the spec wants the date inside the name from the start, so this handler switches files
-    instead. `clock` (epoch seconds) is injectable for tests.
+    instead. `clock` (epoch seconds) is injectable for tests. With `retention_days`, each switch to a new
+    day also prunes the directory's old daily files (`prune_logs`).
     """
 
-    def __init__(self, directory: Path, prefix: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        retention_days: int | None = None,
+    ) -> None:
         self.directory = directory
         self.prefix = prefix
+        self.retention_days = retention_days
         self._clock = clock
         now = clock()
         self._next_switch = _next_utc_midnight(now)
@@ -61,6 +103,11 @@ class DailyFileHandler(logging.FileHandler):
                 self.stream = None  # reopened lazily by FileHandler.emit
             self.baseFilename = str(self._path_for(now).absolute())
             self._next_switch = _next_utc_midnight(now)
+            if self.retention_days is not None:
+                try:
+                    prune_logs(self.directory, self.retention_days, now=now)
+                except OSError:
+                    self.handleError(record)  # a failed clean-up must not lose the record
         super().emit(record)
 
 
@@ -113,16 +160,21 @@ def _remove_owned_handlers(root: logging.Logger) -> None:
             handler.close()
 
 
-def configure_logging(log_dir: Path, level: str, *, console: bool = True) -> None:
+def configure_logging(
+    log_dir: Path, level: str, *, console: bool = True, retention_days: int | None = None
+) -> None:
     """Route structlog and stdlib logging to JSON lines in daily files under `log_dir` (and stderr).
 
-    `level` is a stdlib level name (`LOG_LEVEL`, e.g. "INFO"). Safe to call again: the handlers of
-    the previous call are closed and replaced, nothing is duplicated.
+    `level` is a stdlib level name (`LOG_LEVEL`, e.g. "INFO"). `retention_days` (`LOG_RETENTION_DAYS`)
+    prunes older daily files now and at every UTC midnight; None keeps them all. Safe to call again:
+    the handlers of the previous call are closed and replaced, nothing is duplicated.
     """
     numeric_level = logging.getLevelName(level.upper())
     if not isinstance(numeric_level, int):
         raise ValueError(f"LOG_LEVEL {level!r} is not a logging level name")
     log_dir.mkdir(parents=True, exist_ok=True)
+    if retention_days is not None:
+        prune_logs(log_dir, retention_days)
 
     structlog.configure(
         processors=[
@@ -140,7 +192,7 @@ def configure_logging(log_dir: Path, level: str, *, console: bool = True) -> Non
 
     formatter = _json_formatter()
     handlers: list[logging.Handler] = [
-        DailyFileHandler(log_dir, "bot"),
+        DailyFileHandler(log_dir, "bot", retention_days=retention_days),  # prunes both kinds of file
         DailyFileHandler(log_dir, "bot_errors"),
     ]
     handlers[1].setLevel(logging.ERROR)
