@@ -28,7 +28,6 @@ from exchange_sim.server.app import SimServer
 from infra.db import migrate as migrations
 from infra.db.connection import Database
 from infra.settings import Settings, load_settings
-from ml.workflow import quick_config
 from schemas.times import now_ms
 from trading_daemon.observability.logging import configure_logging
 from trading_daemon.service import ServiceReport, run_service
@@ -88,6 +87,8 @@ DAY_MS = 86_400_000
 
 
 def _train(target: Database, settings: Settings, minutes: int) -> None:
+    from ml.workflow import quick_config  # PyTorch loads only when the demo trains
+
     end_ms = (now_ms() - DAY_MS) // 60_000 * 60_000
     start_ms = end_ms - minutes * 60_000
     symbols = list(settings.symbols)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pyarrow as pa
@@ -18,20 +19,16 @@ from depthcharge.commands.recording import parse_time_ms
 from infra.db.connection import Database
 from infra.db.repositories.market_data import read_candles, read_snapshots
 from infra.settings import load_settings
-from ml.features.candle_window import CANDLE_WINDOW
-from ml.registry import ModelRegistry, PromotionDecision
-from ml.workflow import (
-    Candidate,
-    CandidateConfig,
-    labelled_features,
-    promote_if_better,
-    quick_config,
-    register_candidate,
-    train_candidate,
-)
 from schemas.features import feature_spec
 from schemas.market import CANDLE_INTERVAL_MS
 from schemas.model import ModelManifest
+
+if TYPE_CHECKING:
+    from ml.registry import PromotionDecision
+    from ml.workflow import Candidate, CandidateConfig
+
+# `ml` (torch, scikit-learn, TA-Lib) is imported inside the functions that need it: every `depthcharge`
+# command loads this module, and the paper exchange or `db status` should not pay seconds for PyTorch.
 
 MS_PER_DAY = 86_400_000
 
@@ -62,6 +59,9 @@ def labelled_from_database(
 ) -> pa.Table:
     """The labelled_features table of ``symbol`` for rows in [start_ms, end_ms] read from the database,
     with the candle history K(t) needs (CANDLE_WINDOW minutes before the first row)."""
+    from ml.features.candle_window import CANDLE_WINDOW
+    from ml.workflow import labelled_features
+
     spec = feature_spec(snapshot_interval_ms)
     with db.connect() as conn:
         rows = read_snapshots(conn, symbol, start_ms, end_ms + 1)
@@ -81,6 +81,9 @@ def train_and_register(
     snapshot_interval_ms: int,
     config: CandidateConfig,
 ) -> TrainingRun:
+    from ml.registry import ModelRegistry
+    from ml.workflow import promote_if_better, register_candidate, train_candidate
+
     tables = [labelled_from_database(db, s, start_ms, end_ms, snapshot_interval_ms) for s in symbols]
     candidate = train_candidate(tables, config, spec=feature_spec(snapshot_interval_ms))
     registry = ModelRegistry(db, root=models_dir)
@@ -122,6 +125,8 @@ def print_training(run: TrainingRun) -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def train(symbols: str | None, start: str | None, end: str | None, epochs: int, seed: int) -> None:
     """Train, evaluate and register a model on recorded rows; promote it if it beats production."""
+    from ml.workflow import quick_config
+
     settings = load_settings()
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else settings.symbols
     with database(settings) as target:

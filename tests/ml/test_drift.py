@@ -127,7 +127,7 @@ def test_drift_flags_a_regime_shift_and_writes_the_reports(tmp_path: Path) -> No
     assert result.class_psi is not None and result.class_psi > 0.2
     assert result.prediction_psi == max(result.class_psi, result.confidence_psi or 0.0)
     assert result.accuracy_drop is not None and 0.08 < result.accuracy_drop < 0.18
-    assert DriftThresholds().feature_drift.of(result.feature_drift_score) == "medium"  # on its own
+    assert DriftThresholds().feature_drift.of(result.feature_drift_score) == "high"  # on its own: 40 of 110 columns
     assert SEVERITIES.index(result.severity) >= SEVERITIES.index("medium")
     assert result.recommendation.startswith(
         "Model retraining is recommended" if result.severity == "high" else "Schedule model retraining"
@@ -160,20 +160,36 @@ def test_same_distribution_is_not_drift(tmp_path: Path) -> None:
     assert (tmp_path / "control.html").exists() and (tmp_path / "control.json").exists()
 
 
-@pytest.mark.slow
-def test_drift_flags_the_synthetic_markets_scheduled_shift(tmp_path: Path) -> None:
-    # SIM_MARKET.md §7: from shift_at the touch depth halves and market orders double in every regime.
-    shift_ms = DEFAULT_START_MS + 450_000
-    tables = recorded_arrow(seconds=900, symbol="BTCUSDT", seed=7, shift_at_ms=shift_ms)
+def _halves(shift_at_ms: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Two 15-minute halves of a recording of the calm regime, preprocessed as training would (the scaler
+    fitted on the reference half only), after the first two minutes (the 60-row windows filling up)."""
+    tables = recorded_arrow(
+        seconds=1800, symbol="BTCUSDT", seed=7, shift_at_ms=shift_at_ms, fixed_regime="calm"
+    )
     _, ts, x = compute_feature_matrix(tables.rows, tables.candles)
-    before = x[(ts >= DEFAULT_START_MS + 120_000) & (ts < shift_ms)]  # once the 60-row windows are full
-    after = x[ts >= shift_ms + 60_000]  # once the queues have relaxed to their new targets
-    preprocessor = FeaturePreprocessor.fit(before)  # as training would: the reference fold only
-    result = detect_drift(preprocessor.transform(before), preprocessor.transform(after), tmp_path)
-    assert SEVERITIES.index(result.severity) >= SEVERITIES.index("medium"), result.log_text()
-    assert {"depth_ask_5", "update_frequency", "quote_intensity"} <= set(result.drifted_features)
-    assert result.prediction_psi is None and result.accuracy_drop is None
-    assert result.n_reference == len(before) and result.n_current == len(after)
+    middle = DEFAULT_START_MS + 900_000
+    before = x[(ts >= DEFAULT_START_MS + 120_000) & (ts < middle)]
+    after = x[ts >= middle]
+    preprocessor = FeaturePreprocessor.fit(before)
+    return preprocessor.transform(before), preprocessor.transform(after)
+
+
+@pytest.mark.slow  # two 30-minute recordings on a cold cache, two evidently reports
+def test_drift_flags_the_synthetic_markets_scheduled_shift_and_stays_quiet_without_it(tmp_path: Path) -> None:
+    # SIM_MARKET.md §7: from shift_at the volatility rises 1.8x, market orders double and touch depth halves.
+    before, after = _halves(DEFAULT_START_MS + 900_000)
+    shifted = detect_drift(before, after, tmp_path, name="shift")
+    assert SEVERITIES.index(shifted.severity) >= SEVERITIES.index("medium"), shifted.log_text()
+    assert {"update_frequency", "quote_intensity"} <= set(shifted.drifted_features)
+    assert shifted.prediction_psi is None and shifted.accuracy_drop is None
+    assert shifted.n_reference == len(before) and shifted.n_current == len(after)
+
+    # The same market without the shift: the slow channels wander (evidently's tests fail on many
+    # columns), but no more than they wander inside the reference, so the calibrated verdict is quiet.
+    control = detect_drift(*_halves(None), tmp_path, name="control")
+    assert control.severity in ("none", "low"), control.log_text()
+    assert sum(c.test_drifted or False for c in control.columns) > 2 * len(control.drifted_features)
+    assert control.feature_drift_score < shifted.feature_drift_score
 
 
 def test_bad_inputs_are_refused_before_any_work(tmp_path: Path) -> None:
