@@ -16,6 +16,7 @@ from depthcharge.commands.exchange_sim import exchange_sim
 from depthcharge.commands.record_sim import record_sim
 from depthcharge.commands.train import train
 from infra.db.errors import StorageError
+from trading_daemon.lifecycle.startup import StartupError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,9 +51,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except StorageError as exc:
+    except (StorageError, StartupError) as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(2)  # a configuration error: the unit's RestartPreventExitStatus=2 stops restarts
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         click.echo(f"error: invalid settings: {problems}", err=True)

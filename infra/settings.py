@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ExchangeName = Literal["sim", "testnet", "mainnet"]
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     bybit_api_key: SecretStr | None = Field(default=None, alias="BYBIT_API_KEY")
     bybit_api_secret: SecretStr | None = Field(default=None, alias="BYBIT_API_SECRET")
     live_trading_mainnet: str | None = Field(default=None, alias="LIVE_TRADING_MAINNET")
+    # Daemon resilience: exchange clock re-measure, start-up retries, circuit breakers, candle back-fills.
+    clock_sync_interval_s: float = Field(default=300.0, alias="CLOCK_SYNC_INTERVAL_S", gt=0)
+    startup_retry_max_s: float = Field(default=30.0, alias="STARTUP_RETRY_MAX_S", ge=0.5)
+    circuit_breaker_failure_threshold: int = Field(default=5, alias="CIRCUIT_BREAKER_FAILURE_THRESHOLD", ge=1)
+    circuit_breaker_cooldown_s: float = Field(default=60.0, alias="CIRCUIT_BREAKER_COOLDOWN_S", ge=0)
+    candle_backfill_min_interval_s: float = Field(default=2.0, alias="CANDLE_BACKFILL_MIN_INTERVAL_S", gt=0)
+    candle_backfill_max_interval_s: float = Field(default=60.0, alias="CANDLE_BACKFILL_MAX_INTERVAL_S", gt=0)
 
     trading_pairs: str = Field(default="BTCUSDT,ETHUSDT,SOLUSDT", alias="TRADING_PAIRS")
     snapshot_interval_ms: int = Field(default=1000, alias="SNAPSHOT_INTERVAL_MS", gt=0)
@@ -77,6 +84,15 @@ class Settings(BaseSettings):
                 f"TRADING_PAIRS must list USDT perpetual symbols like BTCUSDT, got {bad or value!r}"
             )
         return ",".join(pairs)
+
+    @model_validator(mode="after")
+    def _backfill_intervals_ordered(self) -> Settings:
+        if self.candle_backfill_min_interval_s > self.candle_backfill_max_interval_s:
+            raise ValueError(
+                f"CANDLE_BACKFILL_MIN_INTERVAL_S ({self.candle_backfill_min_interval_s}) must not exceed "
+                f"CANDLE_BACKFILL_MAX_INTERVAL_S ({self.candle_backfill_max_interval_s})"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

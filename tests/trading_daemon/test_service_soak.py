@@ -8,10 +8,11 @@ the exchange received:
    breaker stays closed (a 10006 says nothing about the venue's health);
 2. a candle lost during a WebSocket outage (disconnect, then the exchange clock jumps across a minute)
    makes the feed back-fill over REST while the kline endpoint answers only 503: the market breaker opens
-   after exactly its threshold of venue failures, reports it, and then no request reaches the venue;
+   after its threshold of venue failures, reports it, and then no request reaches the venue;
 3. faults off: recording goes on.
 
-Throughout, rows are complete: 1 s apart without a gap, every row built is stored once.
+Throughout, rows are complete: 1 s apart without a gap, every row built is stored once. The books are
+invalid from the drop to the fresh snapshots of the resubscription, and no needless resync follows.
 """
 
 from __future__ import annotations
@@ -135,9 +136,6 @@ async def test_service_records_through_rest_faults(db: Database, tmp_path: Path)
             await _until(
                 lambda: _sample(metrics, "ws_reconnects_total", stream="public") >= 1, 10, "reconnect", task
             )
-            # The feed's reconnect hook runs after the resubscription and may invalidate a book that
-            # already got its fresh snapshot; the next delta then resynchronises it. Let that settle.
-            await asyncio.sleep(1.0)
             now = server.venue.clock.now()
             await admin("/sim/clock/advance", {"ms": boundary + MINUTE + 10 - now})  # the next confirm
             await _until(
@@ -171,20 +169,28 @@ async def test_service_records_through_rest_faults(db: Database, tmp_path: Path)
         later = [s for s in phase1 if s.at_ms > refusal.at_ms]
         assert all(s.at_ms >= refusal.reset_ms for s in later), (refusal, later[:2])
 
-    # The breaker opened on venue failures only, after exactly its threshold, and then held traffic back.
-    assert [s.status for s in phase2] == [503] * FAILURE_THRESHOLD, phase2
+    # The breaker opened on venue failures only, after its threshold, and then held traffic back. The
+    # symbols back-fill independently: a request of each may be in flight when the breaker opens.
+    assert FAILURE_THRESHOLD <= len(phase2) <= FAILURE_THRESHOLD + len(SYMBOLS) - 1, phase2
+    assert all(s.status == 503 for s in phase2), phase2
     assert _sample(metrics, "circuit_breaker_transitions_total", breaker=BREAKER, state="open") == 1
     assert _sample(metrics, "circuit_breaker_state", breaker=BREAKER) == 2.0
 
     # Nothing lost: rows 1 s apart without a gap (the clock jumps included), each stored once.
     assert report.recorder.rows_spooled == 0
+    assert report.feed.resyncs == 0  # the reconnect's snapshots were applied, not discarded
     with db.connect() as conn:
         for symbol in SYMBOLS:
             rows = table_to_raw_rows(read_snapshots(conn, symbol, 0, server_now + MINUTE))
             assert len(rows) == report.feed.by_symbol_rows[symbol] > MINUTE // 1000  # the jumps span a minute
             assert all(b.ts - a.ts == 1000 for a, b in itertools.pairwise(rows))
             resets = [r.ts for r in rows if r.book_reset]
-            # The start, the reconnect and possibly a resync after it; the book is valid again at the end.
-            assert resets[0] == rows[0].ts and 2 <= len(resets) <= 3, resets
+            # The first row, then one run from the drop to the first row with the fresh snapshot (the jump's
+            # rows included): no resync after the reconnect. The book is valid again at the end.
+            assert resets[0] == rows[0].ts and len(resets) >= 2, resets
+            assert all(b - a == 1000 for a, b in itertools.pairwise(resets[1:])), resets
+            assert not any(
+                r.n_bid_levels for r in rows if r.book_reset and r.ts not in (resets[0], resets[-1])
+            )
             assert not any(r.book_reset for r in rows[-10:]) and all(r.n_bid_levels == 50 for r in rows[-10:])
             assert all(r.last_candle_start_ms + MINUTE <= r.ts for r in rows)

@@ -2,7 +2,8 @@
 
 Modules: `constants` (URLs, endpoints, retCodes, limits as data), `errors` (exception tree),
 `http` (sign, send, map errors, retry), `messages` (wire structs), `parsing` (wire → records),
-`records` (venue reports), `rest` (typed endpoints), `websocket` (public and private streams).
+`records` (venue reports), `rest` (typed endpoints), `websocket` (public and private streams),
+`clock_sync` (the periodic re-measure of the exchange clock offset).
 """
 
 from __future__ import annotations

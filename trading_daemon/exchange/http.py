@@ -212,6 +212,7 @@ class BybitHttpClient:
         self.breakers = breakers
         self.clock = clock
         self.time_offset_ms = 0  # server time − local time, from sync_time()
+        self.on_time_sync: Callable[[int], None] | None = None  # told every new offset (metrics)
         self.ip_ban_cooldown_ms = IP_BAN_COOLDOWN_MS
         self.banned_until_ms = 0  # after an HTTP 403, no REST traffic at all until then (§8.4)
 
@@ -240,9 +241,13 @@ class BybitHttpClient:
         before = self.clock()
         response = await self.request(BybitEndpoints.SERVER_TIME)
         after = self.clock()
-        self.time_offset_ms = response.time_ms - (before + after) // 2
+        previous, self.time_offset_ms = self.time_offset_ms, response.time_ms - (before + after) // 2
         if abs(self.time_offset_ms) > MAX_CLOCK_OFFSET_WARN_MS:
             log.warning("bybit clock offset is large; check NTP", offset_ms=self.time_offset_ms)
+        if abs(self.time_offset_ms - previous) > MAX_CLOCK_OFFSET_WARN_MS:
+            log.info("bybit clock offset changed", offset_ms=self.time_offset_ms, previous_ms=previous)
+        if self.on_time_sync is not None:
+            self.on_time_sync(self.time_offset_ms)
         return self.time_offset_ms
 
     async def request(
@@ -265,9 +270,11 @@ class BybitHttpClient:
     ) -> T:
         """Run `fn(attempt_number, previous_error)` until it succeeds or `should_retry` says stop.
 
-        A 10002 re-measures the clock offset before the next attempt (§8.3).
+        A 10002 re-measures the clock offset at once, whether or not an attempt follows (§8.3); if that
+        measurement fails, the next attempt measures again before it is sent.
         """
         last: BaseException | None = None
+        clock_stale = False
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
@@ -277,11 +284,14 @@ class BybitHttpClient:
         async for attempt in retrying:
             with attempt:
                 number = attempt.retry_state.attempt_number
-                if isinstance(last, BybitTimestampError):
+                if clock_stale:
                     await self.sync_time()
+                    clock_stale = False
                 try:
                     return await fn(number, last)
                 except BybitError as exc:
+                    if isinstance(exc, BybitTimestampError):
+                        clock_stale = not await self._remeasure_clock(what)
                     if should_retry(exc, retry_safe=retry_safe) and number < self.max_attempts:
                         log.warning(
                             "bybit request failed, retrying", what=what, attempt=number, error=str(exc)
@@ -289,6 +299,15 @@ class BybitHttpClient:
                     last = exc
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _remeasure_clock(self, what: str) -> bool:
+        """After a 10002: measure the offset now; False (logged) if the measurement failed."""
+        try:
+            await self.sync_time()
+        except Exception as exc:  # a Bybit error or an open breaker: the 10002 is what the caller sees
+            log.warning("clock re-measure after 10002 failed", what=what, error=str(exc))
+            return False
+        return True
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

@@ -4,9 +4,11 @@ One connection per client, kept alive by a supervisor task:
 
 * JSON `{"op":"ping"}` every 20 s; no pong within 10 s, or no frame at all for `silence_timeout_s`,
   means the socket is dead (§8.2) and it is dropped.
-* After a drop: jittered exponential backoff, reconnect, re-authenticate (private), resubscribe every
-  tracked topic, then call `on_reconnect` so the owner can reconcile over REST (the private stream
-  does not replay what was missed, §6.3). The backoff restarts after a successful reconnect.
+* After a drop: call `on_disconnect` at once (the owner marks its state stale, before anything of a
+  new connection can arrive), then jittered exponential backoff, reconnect, re-authenticate (private),
+  resubscribe every tracked topic, then call `on_reconnect` so the owner can reconcile over REST (the
+  private stream does not replay what was missed, §6.3). The backoff restarts after a successful
+  reconnect.
 * Data frames are decoded with msgspec into the `messages.BybitWs*` struct for their topic and handed
   to that topic's handler, in arrival order, on the reader task.
 """
@@ -111,6 +113,7 @@ class BybitWebSocket:
         url: str,
         *,
         on_reconnect: Hook | None = None,
+        on_disconnect: Hook | None = None,
         ping_interval_s: float = WS_PING_INTERVAL_S,
         pong_timeout_s: float = WS_PONG_TIMEOUT_S,
         silence_timeout_s: float = WS_SILENCE_TIMEOUT_S,
@@ -122,6 +125,7 @@ class BybitWebSocket:
     ) -> None:
         self.url = url
         self.on_reconnect = on_reconnect
+        self.on_disconnect = on_disconnect
         self.ping_interval_s = ping_interval_s
         self.pong_timeout_s = pong_timeout_s
         self.silence_timeout_s = silence_timeout_s
@@ -266,6 +270,9 @@ class BybitWebSocket:
             if self._closing:
                 return
             log.warning("bybit ws disconnected, reconnecting", url=self.url)
+            # Before any reconnect: the snapshots that follow the resubscription must find the owner's
+            # state already marked stale, or marking it afterwards would discard them.
+            await self._run_hook(self.on_disconnect, "on_disconnect")
             while not self._closing:
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_initial_s, self.backoff_max_s))
                 try:
@@ -277,12 +284,16 @@ class BybitWebSocket:
                 attempt = 0  # success resets the backoff
                 self.reconnects += 1
                 log.info("bybit ws reconnected", url=self.url, topics=len(self._handlers))
-                if self.on_reconnect is not None:
-                    try:
-                        await _maybe_await(self.on_reconnect())
-                    except Exception:
-                        log.exception("bybit ws on_reconnect hook failed", url=self.url)
+                await self._run_hook(self.on_reconnect, "on_reconnect")
                 break
+
+    async def _run_hook(self, hook: Hook | None, name: str) -> None:
+        if hook is None:
+            return
+        try:
+            await _maybe_await(hook())
+        except Exception:  # the owner's bug must not stop the reconnecting
+            log.exception("bybit ws hook failed", hook=name, url=self.url)
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         """Ping on schedule; drop the socket when a pong is late or nothing arrives at all."""

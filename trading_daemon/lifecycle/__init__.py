@@ -1,1 +1,2 @@
-"""Process lifecycle of the trading daemon: integration with the service manager (systemd notify)."""
+"""Process lifecycle of the trading daemon: integration with the service manager (systemd notify), and
+start-up steps that retry until the venue lets them succeed (`startup`)."""

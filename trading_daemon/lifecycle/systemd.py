@@ -108,6 +108,16 @@ class SystemdNotifier:
         # status early and let the rest be read as another assignment (e.g. "READY=1").
         return self.notify("STATUS=" + " ".join(text.splitlines()))
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for `seconds` more before systemd gives up on the current phase (`EXTEND_TIMEOUT_USEC`).
+
+        Sent while start-up waits for the venue, so `TimeoutStartSec=` does not kill a daemon that is
+        patiently retrying; it takes effect only once that timeout would otherwise have passed.
+        """
+        if seconds <= 0:
+            raise ValueError(f"a timeout extension must be positive, got {seconds} s")
+        return self.notify(f"EXTEND_TIMEOUT_USEC={round(seconds * 1_000_000)}")
+
     def stopping(self) -> bool:
         """Tell systemd shutdown has begun (`STOPPING=1`)."""
         return self.notify("STOPPING=1")

@@ -41,6 +41,19 @@ class DaemonMetrics:
             namespace=ns,
             registry=reg,
         )
+        self.candle_backfills = Counter(
+            "candle_backfills",
+            "Candle back-fills over REST, by symbol and outcome (filled, hole, failed).",
+            ["symbol", "outcome"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.exchange_clock_offset_ms = Gauge(
+            "exchange_clock_offset_ms",
+            "Exchange clock minus local clock, as last measured (ms).",
+            namespace=ns,
+            registry=reg,
+        )
         self.ws_reconnects = Counter(
             "ws_reconnects", "WebSocket reconnections, by stream.", ["stream"], namespace=ns, registry=reg
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import websockets
@@ -41,6 +42,29 @@ async def test_public_reconnect_resubscribes_and_calls_hook(
     snapshots = [m for m in books.messages if m.type == "snapshot"]
     assert {m.topic for m in snapshots[2:]} == {"orderbook.50.BTCUSDT", "tickers.ETHUSDT"}
     assert client.connected
+
+
+async def test_disconnect_hook_runs_before_the_resubscription(
+    public_ws: Callable[..., BybitPublicWebSocket], admin: Admin
+) -> None:
+    """`on_disconnect` runs once per drop, before anything of the new connection is dispatched, so the
+    snapshot that follows the resubscription finds the owner's state already marked stale."""
+    events: list[str] = []
+
+    def on_book(message: Any) -> None:
+        if message.type == "snapshot":
+            events.append("snapshot")
+
+    client = public_ws(
+        on_disconnect=lambda: events.append("disconnected"), on_reconnect=lambda: events.append("reconnected")
+    )
+    await client.start()
+    await client.subscribe_orderbook("BTCUSDT", on_book)
+    await wait_for(lambda: events == ["snapshot"])
+    for n in range(1, 4):  # the order holds every time, not by luck of scheduling
+        await admin("POST", "/sim/ws/disconnect", {"scope": "public"})
+        await wait_for(lambda n=n: events.count("snapshot") == n + 1 and events.count("reconnected") == n)
+    assert [e for e in events if e != "reconnected"] == ["snapshot"] + ["disconnected", "snapshot"] * 3
 
 
 async def test_private_reconnect_reauthenticates(

@@ -78,6 +78,14 @@ def test_messages_arrive_exactly(receiver: socket.socket) -> None:
     ]
 
 
+def test_extend_timeout_sends_microseconds(receiver: socket.socket) -> None:
+    with SystemdNotifier() as notifier:
+        assert notifier.extend_timeout(121.5)
+        with pytest.raises(ValueError, match="must be positive, got 0"):
+            notifier.extend_timeout(0)
+    assert drain(receiver) == ["EXTEND_TIMEOUT_USEC=121500000"]
+
+
 def test_status_newlines_cannot_inject_assignments(receiver: socket.socket) -> None:
     with SystemdNotifier() as notifier:
         notifier.status("degraded\nREADY=1")

@@ -85,7 +85,7 @@ async def test_local_book_equals_true_book_at_checkpoints(faulty: bool) -> None:
     )
     sink = Collect()
     feed = MarketFeed(SYMBOLS, stream, BybitRestClient(http), sink, exchange_now_ms=http.now_ms)
-    stream.on_reconnect = feed.on_reconnect
+    stream.on_disconnect = feed.on_disconnect
     try:
         await stream.start()
         await feed.start()
