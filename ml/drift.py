@@ -340,7 +340,11 @@ def normed_wasserstein(a: np.ndarray, b: np.ndarray, scale: np.ndarray | None = 
 
     scale = np.std(a, axis=0) if scale is None else np.asarray(scale, dtype=np.float64)
     scale = np.where(scale > 0, scale, 1.0)
-    return np.array([wasserstein_distance(a[:, j], b[:, j]) for j in range(a.shape[1])]) / scale
+    distances = np.array(
+        [wasserstein_distance(a[:, j], b[:, j]) for j in range(a.shape[1])], dtype=np.float64
+    )
+    out: np.ndarray = distances / scale
+    return out
 
 
 def _calibrated(columns: list[ColumnDrift], distance: np.ndarray, natural: np.ndarray) -> list[ColumnDrift]:

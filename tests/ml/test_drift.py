@@ -127,7 +127,9 @@ def test_drift_flags_a_regime_shift_and_writes_the_reports(tmp_path: Path) -> No
     assert result.class_psi is not None and result.class_psi > 0.2
     assert result.prediction_psi == max(result.class_psi, result.confidence_psi or 0.0)
     assert result.accuracy_drop is not None and 0.08 < result.accuracy_drop < 0.18
-    assert DriftThresholds().feature_drift.of(result.feature_drift_score) == "high"  # on its own: 40 of 110 columns
+    assert (
+        DriftThresholds().feature_drift.of(result.feature_drift_score) == "high"
+    )  # on its own: 40 of 110 columns
     assert SEVERITIES.index(result.severity) >= SEVERITIES.index("medium")
     assert result.recommendation.startswith(
         "Model retraining is recommended" if result.severity == "high" else "Schedule model retraining"
