@@ -60,7 +60,7 @@ class RawSnapshotRow(msgspec.Struct, frozen=True, kw_only=True):
 # Field names in contract order; the database columns and the Arrow schema follow this order.
 RAW_SNAPSHOT_FIELDS: tuple[str, ...] = RawSnapshotRow.__struct_fields__
 LEVEL_ARRAY_FIELDS = ("bid_prices", "bid_sizes", "ask_prices", "ask_sizes")
-_COUNT_FIELDS = (
+COUNT_FIELDS = (
     "n_book_msgs",
     "n_bbo_changes",
     "bid_inserts",
@@ -74,7 +74,7 @@ _COUNT_FIELDS = (
     "n_sell_trades",
     "late_messages",
 )
-_NONNEGATIVE_FLOAT_FIELDS = (
+NONNEGATIVE_FLOAT_FIELDS = (
     "ttl_sum_s",
     "ttl_sumsq_s2",
     "buy_volume",
@@ -113,10 +113,10 @@ def validate_row(row: RawSnapshotRow) -> None:
                 raise ValueError(f"{where}: {name}[{i}] must be > 0 within the {n} present levels, got {v}")
             if i >= n and v != 0.0:
                 raise ValueError(f"{where}: {name}[{i}] is padding past {n} levels and must be 0, got {v}")
-    for name in _COUNT_FIELDS:
+    for name in COUNT_FIELDS:
         if getattr(row, name) < 0:
             raise ValueError(f"{where}: {name} must be >= 0, got {getattr(row, name)}")
-    for name in _NONNEGATIVE_FLOAT_FIELDS:
+    for name in NONNEGATIVE_FLOAT_FIELDS:
         v = getattr(row, name)
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(f"{where}: {name} must be finite and >= 0, got {v}")

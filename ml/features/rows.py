@@ -27,34 +27,23 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.features import FEATURE_PARAMETERS
-from schemas.snapshot import BOOK_DEPTH, LEVEL_ARRAY_FIELDS, RawSnapshotRow
+from schemas.snapshot import (
+    BOOK_DEPTH,
+    COUNT_FIELDS,
+    LEVEL_ARRAY_FIELDS,
+    NONNEGATIVE_FLOAT_FIELDS,
+    RAW_SNAPSHOT_FIELDS,
+    RawSnapshotRow,
+)
 
 # Columns of the aggregate block, in order. All but the derived ones are §6.1 fields as float64
 # (counts are exact in float64). Derived per row, before any window sum:
 #   interval_s = interval_ms / 1000 (rates divide by Σ interval_s, §1.2),
 #   bid_events = bid_inserts + bid_updates + bid_deletes (#22), ask_events likewise (#23),
 #   n_trades = n_buy_trades + n_sell_trades (#49), traded_volume = buy_volume + sell_volume (#24).
-_RAW_AGGREGATES: tuple[str, ...] = (
-    "n_book_msgs",
-    "n_bbo_changes",
-    "bid_inserts",
-    "bid_updates",
-    "bid_deletes",
-    "ask_inserts",
-    "ask_updates",
-    "ask_deletes",
-    "ttl_count",
-    "ttl_sum_s",
-    "ttl_sumsq_s2",
-    "n_buy_trades",
-    "n_sell_trades",
-    "buy_volume",
-    "sell_volume",
-    "buy_notional",
-    "sell_notional",
-    "eff_spread_wsum",
-    "eff_spread_volume",
-)
+_RAW_AGGREGATES: tuple[str, ...] = RAW_SNAPSHOT_FIELDS[
+    RAW_SNAPSHOT_FIELDS.index("n_book_msgs") : RAW_SNAPSHOT_FIELDS.index("eff_spread_volume") + 1
+]  # n_book_msgs … eff_spread_volume, in contract order
 AGG_COLUMNS: tuple[str, ...] = (
     "interval_s",
     *_RAW_AGGREGATES,
@@ -102,31 +91,8 @@ _D_PAIR, _D_R, _D_E, _D_XOK, _D_X = (DER[n] for n in ("pair_two_sided", "r", "e"
 _D_SIGNED, _D_TOTAL = DER["signed_notional"], DER["total_notional"]
 _DERIVE_CHUNK = 4096  # rows per vectorised derive call in batch (bounds the temporaries)
 
-_INT_FIELDS = (
-    "interval_ms",
-    "n_book_msgs",
-    "n_bbo_changes",
-    "bid_inserts",
-    "bid_updates",
-    "bid_deletes",
-    "ask_inserts",
-    "ask_updates",
-    "ask_deletes",
-    "ttl_count",
-    "n_buy_trades",
-    "n_sell_trades",
-)
-_FLOAT_FIELDS = (
-    "ttl_sum_s",
-    "ttl_sumsq_s2",
-    "buy_volume",
-    "sell_volume",
-    "buy_notional",
-    "sell_notional",
-    "eff_spread_wsum",
-    "eff_spread_volume",
-    "last_trade_price",
-)
+_INT_FIELDS = ("interval_ms", *(f for f in COUNT_FIELDS if f != "late_messages"))  # late_messages: no feature
+_FLOAT_FIELDS = NONNEGATIVE_FLOAT_FIELDS
 
 
 def window_rows(params: Mapping[str, Any] = FEATURE_PARAMETERS) -> int:
