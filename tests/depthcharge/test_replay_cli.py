@@ -51,8 +51,28 @@ def _serve_and_read_book(args: list[str], env: dict[str, str], last: RawSnapshot
             time.sleep(0.2)
         raise AssertionError("the replayed book never reached the last recorded row")
     finally:
-        proc.terminate()
-        proc.communicate(timeout=20)  # reaps the process and closes its pipe
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited within 20 s; always reaps it and closes its pipe.
+
+    In full-suite runs the server has now and then outlived SIGTERM for 20 s; the replayed book (what this
+    test is about) was already checked by then. What the process was doing goes to stderr for diagnosis.
+    """
+    proc.terminate()
+    try:
+        proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        status = Path(f"/proc/{proc.pid}/status")
+        state = (
+            [ln for ln in status.read_text().splitlines() if ln.startswith(("State", "Sig"))]
+            if status.exists()
+            else []
+        )
+        print(f"exchange-sim {proc.pid} ignored SIGTERM for 20 s: {state}", file=sys.stderr)
+        proc.kill()
+        proc.communicate(timeout=20)
 
 
 def _levels(prices: list[float], sizes: list[float], n: int) -> list[tuple[Decimal, Decimal]]:
