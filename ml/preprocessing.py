@@ -37,49 +37,27 @@ from typing import Any
 
 import numpy as np
 
-from schemas.features import FeatureSpec, feature_spec
+from schemas.features import FEATURE_NAMES, PRICE_FEATURES, FeatureSpec, feature_spec
 
 FORMAT_VERSION = 1
 DEFAULT_CLIP = 10.0
 
+_BPS_FROM_MID = (
+    "micro_price",
+    "vwap_bid_5",
+    "vwap_ask_5",
+    "vwap_bid_10",
+    "vwap_ask_10",
+    "largest_bid_cluster_price",
+    "largest_ask_cluster_price",
+    "support_level_1",
+    "resistance_level_1",
+)
 _KIND_OF: dict[str, str] = {
+    **dict.fromkeys(_BPS_FROM_MID, "bps_from_mid"),
+    # every other [price] feature (mid_price, the candle prices, the price-valued indicators)
     **dict.fromkeys(
-        (
-            "micro_price",
-            "vwap_bid_5",
-            "vwap_ask_5",
-            "vwap_bid_10",
-            "vwap_ask_10",
-            "largest_bid_cluster_price",
-            "largest_ask_cluster_price",
-            "support_level_1",
-            "resistance_level_1",
-        ),
-        "bps_from_mid",
-    ),
-    **dict.fromkeys(
-        (
-            "mid_price",
-            "open",
-            "high",
-            "low",
-            "close",
-            "typical_price",
-            "volume_weighted_price",
-            "sma_10",
-            "sma_20",
-            "sma_50",
-            "ema_10",
-            "ema_20",
-            "ema_50",
-            "bollinger_upper",
-            "bollinger_middle",
-            "bollinger_lower",
-            "keltner_upper",
-            "keltner_lower",
-            "vwap",
-        ),
-        "frac_of_close",
+        (n for n in FEATURE_NAMES if n in PRICE_FEATURES and n not in _BPS_FROM_MID), "frac_of_close"
     ),
     **dict.fromkeys(("macd", "macd_signal", "macd_histogram", "atr_14", "momentum_10"), "ratio_to_close"),
     "bid_ask_spread_abs": "spread_bps",

@@ -203,6 +203,43 @@ FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(name for group in FEATURE_GROUPS for name in group.features)
 N_FEATURES = len(FEATURE_NAMES)
 
+# The features FEATURES.md tags [price] (USDT per coin): their defaults are prices (m* or P_ref), and a model
+# sees them relative to the row's own mid or close (§7), never raw.
+PRICE_FEATURES: frozenset[str] = frozenset(
+    {
+        "mid_price",
+        "micro_price",
+        "vwap_bid_5",
+        "vwap_ask_5",
+        "vwap_bid_10",
+        "vwap_ask_10",
+        "largest_bid_cluster_price",
+        "largest_ask_cluster_price",
+        "support_level_1",
+        "resistance_level_1",
+        "open",
+        "high",
+        "low",
+        "close",
+        "typical_price",
+        "volume_weighted_price",
+        "sma_10",
+        "sma_20",
+        "sma_50",
+        "ema_10",
+        "ema_20",
+        "ema_50",
+        "bollinger_upper",
+        "bollinger_middle",
+        "bollinger_lower",
+        "keltner_upper",
+        "keltner_lower",
+        "vwap",
+    }
+)
+if not set(FEATURE_NAMES) >= PRICE_FEATURES:
+    raise ImportError(f"PRICE_FEATURES names unknown features: {sorted(PRICE_FEATURES - set(FEATURE_NAMES))}")
+
 
 def _bounds_of(groups: tuple[FeatureGroup, ...]) -> dict[str, tuple[int, int]]:
     bounds: dict[str, tuple[int, int]] = {}

@@ -29,36 +29,7 @@ HAMMER_SHADOW_MULT: float = FEATURE_PARAMETERS["HAMMER_SHADOW_MULT"]
 _LN2 = math.log(2.0)
 _GK_CLOSE_WEIGHT = 2.0 * _LN2 - 1.0
 
-# The order in which `candle_features` lists its values; checked against the spec at import.
-_ORDER = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "typical_price",
-    "returns",
-    "log_returns",
-    "high_low_range",
-    "close_open_diff",
-    "upper_shadow",
-    "lower_shadow",
-    "body_size",
-    "realized_volatility",
-    "parkinson_volatility",
-    "garman_klass_volatility",
-    "volume_ma_ratio",
-    "volume_change_rate",
-    "price_volume_trend",
-    "volume_weighted_price",
-    "money_flow",
-    "doji_strength",
-    "hammer_strength",
-    "engulfing_strength",
-    "gap_size",
-)
-if _ORDER != CANDLE_FEATURE_NAMES:
-    raise ImportError("ml.features.candles lists the candle features in another order than schemas.features")
+_ORDER = CANDLE_FEATURE_NAMES  # the order in which the values are listed: the spec's
 
 _PRICE_DEFAULTED = np.array([name in {"open", "high", "low", "close", "typical_price"} for name in _ORDER])
 _VWP = _ORDER.index("volume_weighted_price")

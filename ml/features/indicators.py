@@ -18,7 +18,7 @@ import talib
 from ml.features.candle_window import CandleWindow
 from ml.features.candles import check_m_star
 from ml.features.finite import replace_non_finite
-from schemas.features import CHANNEL_BOUNDS, FEATURE_NAMES, FEATURE_PARAMETERS
+from schemas.features import CHANNEL_BOUNDS, FEATURE_NAMES, FEATURE_PARAMETERS, PRICE_FEATURES
 
 FIRST_INDEX, _END = CHANNEL_BOUNDS["indicator"]
 INDICATOR_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES[FIRST_INDEX:_END]
@@ -81,61 +81,10 @@ MACD_MIN = MACD_SLOW + MACD_SIGNAL - 1
 ADX_MIN = 2 * ADX_PERIOD
 STOCH_MIN = STOCH_FASTK + STOCH_SLOWK + STOCH_SLOWD - 2
 
-_ORDER = (
-    "sma_10",
-    "sma_20",
-    "sma_50",
-    "ema_10",
-    "ema_20",
-    "ema_50",
-    "macd",
-    "macd_signal",
-    "macd_histogram",
-    "adx",
-    "plus_di",
-    "minus_di",
-    "rsi_14",
-    "rsi_28",
-    "stochastic_k",
-    "stochastic_d",
-    "williams_r",
-    "cci",
-    "momentum_10",
-    "roc",
-    "mfi",
-    "bollinger_upper",
-    "bollinger_middle",
-    "bollinger_lower",
-    "bollinger_width",
-    "bollinger_pct",
-    "atr_14",
-    "keltner_upper",
-    "keltner_lower",
-    "obv",
-    "vwap",
-    "ad_line",
-    "cmf",
-    "vpt",
-    "nvi",
-)
-if _ORDER != INDICATOR_FEATURE_NAMES:
-    raise ImportError("ml.features.indicators lists the indicators in another order than schemas.features")
+_ORDER = INDICATOR_FEATURE_NAMES  # the order in which the values are listed: the spec's
 _I = {name: i for i, name in enumerate(_ORDER)}
 
-_PRICE_VALUED = (
-    "sma_10",
-    "sma_20",
-    "sma_50",
-    "ema_10",
-    "ema_20",
-    "ema_50",
-    "bollinger_upper",
-    "bollinger_middle",
-    "bollinger_lower",
-    "keltner_upper",
-    "keltner_lower",
-    "vwap",
-)
+_PRICE_VALUED = tuple(n for n in _ORDER if n in PRICE_FEATURES)  # default to P_ref (§4)
 _NEUTRAL = {"rsi_14": 50.0, "rsi_28": 50.0, "stochastic_k": 50.0, "stochastic_d": 50.0, "williams_r": -50.0}
 _NEUTRAL |= {"mfi": 50.0, "bollinger_pct": 0.5, "nvi": NVI_BASE}
 _IS_PRICE = np.array([name in _PRICE_VALUED for name in _ORDER])

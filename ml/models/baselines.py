@@ -11,6 +11,7 @@ shrink their output in both cases.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -80,8 +81,9 @@ class MajorityBaseline:
         return np.broadcast_to(self.priors_, (len(ds), *self.priors_.shape)).astype(np.float64)
 
 
-class _PerHorizonClassifier:
-    """One scikit-learn classifier per horizon on the (preprocessed) last feature vector."""
+class _PerHorizonClassifier(ABC):
+    """One scikit-learn classifier per horizon on the (preprocessed) last feature vector; subclasses say
+    which estimator (``_make``)."""
 
     def __init__(self, name: str, preprocessor: Transform | None) -> None:
         self.name = name
@@ -89,8 +91,9 @@ class _PerHorizonClassifier:
         self.models_: list[Any] = []  # a fitted estimator, or the class index of a single-class horizon
         self.n_features_: int | None = None
 
+    @abstractmethod
     def _make(self) -> Any:
-        raise NotImplementedError
+        """A new, unfitted scikit-learn estimator."""
 
     def _inputs(self, ds: WindowedDataset) -> np.ndarray:
         x = ds.last_vectors()

@@ -14,6 +14,7 @@ from schemas.features import (
     FEATURE_NAMES,
     FEATURE_PARAMETERS,
     N_FEATURES,
+    PRICE_FEATURES,
     Channel,
     feature_spec,
 )
@@ -38,6 +39,12 @@ def test_names_order_and_version_match_features_md() -> None:
         assert any(
             g.name.endswith(name.lower().replace(" and ", "_").replace(" ", "_")) for g in FEATURE_GROUPS
         ), section
+
+
+@pytest.mark.skipif(not FEATURES_MD.exists(), reason="shared/FEATURES.md is not beside the checkout")
+def test_price_features_are_the_ones_features_md_tags_price() -> None:
+    tagged = re.findall(r"^\| \d+ \| ([a-z0-9_]+) \| \[price\] ", FEATURES_MD.read_text(), re.M)
+    assert set(tagged) == PRICE_FEATURES and len(tagged) == len(PRICE_FEATURES) == 28
 
 
 def test_spec_hash_is_sha256_of_canonical_json() -> None:

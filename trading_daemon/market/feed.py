@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from schemas.enums import Side
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import RawSnapshotRow
 from trading_daemon.exchange.errors import BybitError
 from trading_daemon.exchange.messages import BybitWsKlines, BybitWsOrderbook, BybitWsTrades
+from trading_daemon.exchange.parsing import parse_ws_trades
 from trading_daemon.market.candles import CANDLE_WINDOW, CandleStore
 from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
 from trading_daemon.observability.metrics import DaemonMetrics
@@ -221,24 +221,10 @@ class MarketFeed:
 
     async def _on_trades(self, msg: BybitWsTrades) -> None:
         self._count(msg.topic)
-        trades: list[PublicTrade] = []
-        for t in msg.data:
-            builder = self.builders.get(t.s)
-            if builder is None:
-                continue
-            self._emit(builder.on_trade(msg.ts, t.S, float(t.p), float(t.v), block_trade=t.BT))
-            trades.append(
-                PublicTrade(
-                    symbol=t.s,
-                    ts=t.T,
-                    trade_id=t.i,
-                    side=Side(t.S),
-                    price=float(t.p),
-                    size=float(t.v),
-                    block_trade=t.BT,
-                    seq=t.seq,
-                )
-            )
+        trades = [t for t in parse_ws_trades(msg.data) if t.symbol in self.builders]
+        for t in trades:
+            builder = self.builders[t.symbol]
+            self._emit(builder.on_trade(msg.ts, t.side, t.price, t.size, block_trade=t.block_trade))
         if trades:
             self.stats.trades += len(trades)
             self.sink.submit_trades(trades)
