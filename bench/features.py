@@ -3,7 +3,7 @@
 * live: `LiveFeatureEngine.on_row` per row (µs), after a warm-up, with 200+ closed candles held and candles
   fed as they close (the candle channels are recomputed once per new pin, amortised in the mean);
 * batch: `compute_features` on a day of ~3,600 rows with 61 prepended rows (rows/s);
-* baseline: `ml.features.reference.reference_features`, everything recomputed for one row from pandas
+* baseline: `testkit.feature_reference.reference_features`, everything recomputed for one row from pandas
   DataFrames of the rows and candles (rows/s on a subset of the same rows, it is slow).
 """
 
@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from ml.features.pipeline import LiveFeatureEngine, compute_features
-from ml.features.reference import reference_features, rows_frame
 from schemas.arrow import candles_to_table, raw_rows_to_table
-from tests.fixtures.rows import T0_MS, candles, snapshot_rows
+from testkit.feature_reference import reference_features, rows_frame
+from testkit.rows import T0_MS, candles, snapshot_rows
 
 N_ROWS = 3_600
 LOOKBACK = 61

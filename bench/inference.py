@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ml.datasets import WINDOW, WindowedDataset
+from ml.datasets import WindowedDataset
 from ml.inference import LATENCY_BUDGET_MS, Predictor
 from ml.models import create_model
 from ml.models.baselines import LogisticBaseline
 from ml.models.hybrid_cnn_lstm import count_parameters
 from ml.preprocessing import FeaturePreprocessor
+from schemas.model import WINDOW
 
 N_SINGLE = 400
 BATCH = 256

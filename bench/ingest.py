@@ -17,7 +17,7 @@ from infra.db.connection import Database
 from infra.db.embedded import EmbeddedPostgres
 from infra.db.repositories import MarketDataRepository
 from schemas.snapshot import RawSnapshotRow
-from tests.fixtures.rows import snapshot_rows
+from testkit.rows import snapshot_rows
 
 ROWS = 5_000
 REPEATS = 3

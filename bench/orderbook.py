@@ -12,6 +12,7 @@ import statistics
 import time
 from typing import Any
 
+from infra.settings import code_defaults
 from trading_daemon.market.orderbook import LevelEvents, LocalOrderBook
 from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
 
@@ -79,7 +80,8 @@ def _ours(snap_b: list[Level], snap_a: list[Level], deltas: list[tuple[list[Leve
 
 
 def _row_build_us(snap_b: list[Level], snap_a: list[Level]) -> float:
-    builder = RawSnapshotBuilder("BTCUSDT")
+    feed = code_defaults().feed
+    builder = RawSnapshotBuilder("BTCUSDT", interval_ms=feed.snapshot_interval_ms, grace_ms=feed.row_grace_ms)
     builder.on_book_snapshot(snap_b, snap_a, u=1, ts=1)
     n = 2_000
     start = time.perf_counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -10,23 +9,23 @@ from pydantic import ValidationError
 
 from depthcharge.commands.audit import audit
 from depthcharge.commands.daemon import daemon, record
+from depthcharge.commands.dagster import dagster
 from depthcharge.commands.db import db
 from depthcharge.commands.demo import demo
 from depthcharge.commands.exchange_sim import exchange_sim
 from depthcharge.commands.record_sim import record_sim
 from depthcharge.commands.train import train
 from infra.db.errors import StorageError
+from trading_daemon.errors import Kind, classify
 from trading_daemon.lifecycle.startup import StartupError
+from trading_daemon.observability.logging import configure_console_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO instead of WARNING.")
 def cli(verbose: bool) -> None:
     """Depthcharge: order-book ML trading for Bybit USDT perpetuals."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_console_logging("INFO" if verbose else "WARNING")
 
 
 cli.add_command(db)
@@ -37,6 +36,13 @@ cli.add_command(daemon)
 cli.add_command(exchange_sim)
 cli.add_command(record_sim)
 cli.add_command(train)
+cli.add_command(dagster)
+
+
+def exit_status(exc: BaseException) -> int:
+    """2 when retrying cannot help (a configuration error: the unit's RestartPreventExitStatus=2 stops
+    restarts), 1 when the failure is transient (a database that is down: systemd restarts the daemon)."""
+    return 1 if classify(exc).kind is Kind.RETRY else 2
 
 
 def main() -> None:
@@ -53,7 +59,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (StorageError, StartupError) as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)  # a configuration error: the unit's RestartPreventExitStatus=2 stops restarts
+        sys.exit(exit_status(exc))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         click.echo(f"error: invalid settings: {problems}", err=True)

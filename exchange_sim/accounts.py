@@ -1,7 +1,7 @@
 """Unified Trading Accounts of the paper exchange: USDT wallet, one-way linear positions, margin, funding.
 
 One :class:`Account` per API key. Cross margin, USDT only, one-way mode (``positionIdx`` 0): one signed
-net position per symbol. Margin follows the figures in BYBIT_V5.md's own examples:
+net position per symbol. Margin follows Bybit's own worked example (docs/exchange_protocol.md §4.10):
 
 * position IM = value / leverage + value × taker fee (the fee to close): 640 USDT at 10x → 64.352;
 * position MM = value × maintenance margin rate + the same close fee: 640 × 0.005 + 0.352 → 3.552;
@@ -57,7 +57,7 @@ class MarkPrices:
         self._last: dict[str, Decimal] = {}
 
     def set_mark(self, symbol: str, price: Decimal) -> None:
-        """Set the mark price (the market generator's EWMA of the mid, SIM_MARKET.md §13)."""
+        """Set the mark price (the market generator's EWMA of the mid, docs/exchange_sim_market.md §13)."""
         if price <= 0:
             raise ValueError(f"mark price of {symbol} must be positive, got {price}")
         self._mark[symbol] = price
@@ -132,7 +132,7 @@ class TradeEffect:
 
 @dataclass(frozen=True, slots=True)
 class WalletSummary:
-    """The USDT coin and account totals of ``GET /v5/account/wallet-balance`` (BYBIT_V5.md §4.12)."""
+    """The USDT coin and account totals of ``GET /v5/account/wallet-balance`` (docs/exchange_protocol.md §4.12)."""
 
     wallet_balance: Decimal
     unrealised_pnl: Decimal

@@ -2,8 +2,8 @@
 
 The book holds every resting order, the synthetic participants' and the accounts' alike; whose order it is
 matters to the matching engine and the accounts, not here. Each price level is a FIFO queue of orders
-(an ``OrderedDict`` keyed by order id: O(1) append, O(1) removal of any order on cancel, O(1) access to
-the front), and each side keeps its occupied prices in a sorted list so the best level and the top N are
+(an insertion-ordered ``dict`` keyed by order id: O(1) append, O(1) removal of any order on cancel, O(1)
+access to the front), and each side keeps its occupied prices in a sorted list so the best level and the top N are
 cheap.
 
 Prices are integer ticks and quantities integer lots (multiples of ``qtyStep``). That is exact, as
@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_left, insort
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import repeat
 
 from exchange_sim.instruments import Instrument
 
 BUY = "Buy"
 SELL = "Sell"
 SIDES = (BUY, SELL)
-# Owner of aggregated anonymous volume (the synthetic market's segments, SIM_MARKET.md §11). Such a
+# Owner of aggregated anonymous volume (the synthetic market's segments, docs/exchange_sim_market.md §11). Such a
 # ``BookOrder`` is not one participant's order but the merged volume of many between tracked orders.
 ANON_OWNER = "~anon"
 
@@ -59,7 +59,9 @@ class PriceLevel:
     def __init__(self, price: int) -> None:
         self.price = price
         self.total = 0
-        self.orders: OrderedDict[str, BookOrder] = OrderedDict()
+        # A plain dict keeps insertion order too, at a third of an OrderedDict's size: a book holds
+        # thousands of levels, and the synthetic market's batches touch them all over memory.
+        self.orders: dict[str, BookOrder] = {}
 
     def front(self) -> BookOrder:
         """The order first in line at this price."""
@@ -131,7 +133,7 @@ class BookSnapshot:
 class OrderBook:
     """The limit order book of one instrument (integer ticks and lots, price-time priority)."""
 
-    def __init__(self, instrument: Instrument) -> None:
+    def __init__(self, instrument: Instrument, *, track_changes: bool = True) -> None:
         self.instrument = instrument
         self.symbol = instrument.symbol
         self.bids = BookSide(BUY)
@@ -141,7 +143,9 @@ class OrderBook:
         self._anon_seq = 0  # ids of anonymous segments ("~a<n>"), unique within this book
         # Cross sequence: bumped on every mutation, like Bybit's `seq` (monotonic, not contiguous per topic).
         self.seq = 0
-        # Levels touched since the last drain, so the protocol layer can build orderbook deltas.
+        # Levels touched since the last drain (drain_changes), kept only with track_changes: the engine's
+        # books do without (the book feed diffs the top levels), a book used for measurement keeps them.
+        self.track_changes = track_changes
         self._changed: set[tuple[str, int]] = set()
 
     # -- queries -----------------------------------------------------------------------------------
@@ -230,7 +234,11 @@ class OrderBook:
         }
 
     def drain_changes(self) -> dict[str, dict[int, int]]:
-        """Levels changed since the last call, per side, mapped to their new total lots (0 = gone)."""
+        """Levels changed since the last call, per side, mapped to their new total lots (0 = gone).
+
+        Only while ``track_changes`` is on (the default of a book built alone; the engine's books are
+        built without it).
+        """
         out: dict[str, dict[int, int]] = {BUY: {}, SELL: {}}
         for side, price in self._changed:
             level = self.side(side).get(price)
@@ -346,7 +354,7 @@ class OrderBook:
         bid, ask = self.best_bid(), self.best_ask()
         assert bid is None or ask is None or bid < ask, f"crossed book: bid {bid} >= ask {ask}"
 
-    # -- anonymous segments (synthetic market fast path, SIM_MARKET.md §11) --------------------------
+    # -- anonymous segments (synthetic market fast path, docs/exchange_sim_market.md §11) --------------------------
 
     def add_anonymous(self, side: str, price: int, lots: int) -> None:
         """Add ``lots`` of anonymous volume at the back of the ``price`` queue.
@@ -434,6 +442,33 @@ class OrderBook:
         self._touch(side, price)
         return lots
 
+    def apply_anonymous(self, side: str, prices: list[int], deltas: list[int]) -> None:
+        """Change anonymous volume at many ``prices`` of ``side`` at once: ``+n`` adds, ``-n`` cancels.
+
+        The same as :meth:`add_anonymous` for each positive and :meth:`cancel_anonymous` for each
+        negative delta, in order; the synthetic market's background batch writes about fifty levels per
+        side this way, and a level holding a single anonymous segment (the common case) costs a dict
+        lookup and two integer updates without a call per level.
+        """
+        levels = (self.bids if side == BUY else self.asks)._levels
+        touched = 0
+        for price, delta in zip(prices, deltas, strict=True):
+            level = levels.get(price)
+            if level is not None and len(level.orders) == 1:
+                (order,) = level.orders.values()
+                if order.owner == ANON_OWNER and (delta > 0 or order.leaves + delta > 0):
+                    order.leaves += delta
+                    level.total += delta
+                    touched += 1
+                    continue
+            if delta > 0:
+                self.add_anonymous(side, price, delta)
+            elif delta < 0:
+                self.cancel_anonymous(side, price, -delta)
+        self.seq += touched
+        if self.track_changes:
+            self._changed.update(zip(repeat(side), prices))
+
     def anonymous_lots(self, side: str, price: int) -> int:
         """Anonymous volume resting at ``price`` (the level's total minus tracked orders)."""
         level = (self.bids if side == BUY else self.asks)._levels.get(price)
@@ -464,4 +499,5 @@ class OrderBook:
 
     def _touch(self, side: str, price: int) -> None:
         self.seq += 1
-        self._changed.add((side, price))
+        if self.track_changes:
+            self._changed.add((side, price))

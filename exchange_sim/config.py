@@ -40,7 +40,7 @@ class FaultConfig:
       (a ``u`` gap) or sent twice.
     * ``book_reset_rate``: per-push probability that a depth topic restarts at ``u`` = 1 with a snapshot.
     * ``order_ack_delay_ms``: create/amend/cancel replies are held back this long while the private
-      stream messages go out first (BYBIT_V5.md §6.8).
+      stream messages go out first (docs/exchange_protocol.md §6.8).
     * ``paths``: restrict the REST faults to these path prefixes (empty = all ``/v5`` paths).
     """
 
@@ -59,7 +59,7 @@ class FaultConfig:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitConfig:
-    """Bybit's limits (BYBIT_V5.md §1.5): per-IP over all REST, per-UID per endpoint per second."""
+    """Bybit's limits (docs/exchange_protocol.md §1.5): per-IP over all REST, per-UID per endpoint per second."""
 
     enabled: bool = True
     ip_limit: int = 600

@@ -2,7 +2,8 @@
 
 Every rejection that Bybit reports as a non-zero ``retCode`` (HTTP 200, ``result: {}``) is raised as an
 :class:`ExchangeError`; the protocol layer turns ``ret_code``/``ret_msg`` into the response envelope.
-Where BYBIT_V5.md quotes a live ``retMsg`` text, the constants below use it, since clients log it.
+Where a live Bybit ``retMsg`` text is known (docs/exchange_protocol.md §1.4), the constants below use it,
+since clients log it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from enum import IntEnum
 
 
 class RetCode(IntEnum):
-    """The Bybit v5 retCodes the matching engine and accounts can produce (BYBIT_V5.md §1.4)."""
+    """The Bybit v5 retCodes the matching engine and accounts can produce (docs/exchange_protocol.md §1.4)."""
 
     OK = 0
     PARAMS_ERROR = 10001

@@ -1,6 +1,6 @@
 """Records the matching engine and the accounts emit: orders, executions, public trades, and their ids.
 
-Field names follow Bybit's order and execution objects (BYBIT_V5.md §4.7, §4.9, §6.4, §6.5) in
+Field names follow Bybit's order and execution objects (docs/exchange_protocol.md §4.7, §4.9, §6.4, §6.5) in
 snake_case, so the protocol layer maps them one to one; values are ``Decimal`` and integer ms, and the
 wire strings are made there. Enum-like values are the exact Bybit strings.
 """
@@ -121,7 +121,7 @@ class Execution:
     seq: int
     mark_price: Decimal | None = None
     closed_size: Decimal = ZERO
-    exec_pnl: Decimal = ZERO  # gross of fees (BYBIT_V5.md appendix B item 10)
+    exec_pnl: Decimal = ZERO  # gross of fees (docs/exchange_protocol.md §10 item 10)
     create_type: str = "CreateByUser"
     stop_order_type: str = "UNKNOWN"
     fee_currency: str = "USDT"
@@ -145,7 +145,7 @@ class PublicTrade:
 class IdFactory:
     """Deterministic UUID-shaped ids (Bybit's linear orderId and execId format) from a seed.
 
-    Deterministic so that a seed plus the command log replays a run bit-exactly (SIM_MARKET.md §14).
+    Deterministic so that a seed plus the command log replays a run bit-exactly (docs/exchange_sim_market.md §14).
     """
 
     seed: int = 0

@@ -1,7 +1,7 @@
 """Instrument specifications of the paper exchange's USDT linear perpetuals, and their price/qty filters.
 
 Values follow Bybit's ``GET /v5/market/instruments-info`` (category ``linear``): BTCUSDT as quoted in
-BYBIT_V5.md §3.2, ETHUSDT and SOLUSDT from the captured response in SIM_MARKET.md §4. ``maxOrderQty`` and
+docs/exchange_protocol.md §3.2, ETHUSDT and SOLUSDT from the captured response in docs/exchange_sim_market.md §4. ``maxOrderQty`` and
 ``maxMktOrderQty`` are revised by Bybit twice a month, and the leverage/maintenance-margin figures are the
 first risk-limit tier only, so all of them are configuration: build another :class:`Instrument` with
 ``dataclasses.replace`` to change them.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 
 from exchange_sim.errors import ExchangeError, InstrumentRuleError, RetCode
@@ -45,7 +45,7 @@ class Instrument:
     upper_funding_rate: Decimal
     lower_funding_rate: Decimal
     # riskParameters.priceLimitRatioY: the band around the mark price for limit prices (110003) and the
-    # default protection bound of market orders (BYBIT_V5.md §4.1 "bounded by a slippage limit").
+    # default protection bound of market orders (docs/exchange_protocol.md §4.1: Market orders are bounded by a protection price).
     price_limit_ratio: Decimal
     maintenance_margin_rate: Decimal
 
@@ -125,7 +125,7 @@ class Instrument:
         """Check ``qty`` against ``qtyStep``, ``minOrderQty`` and the max for ``order_type``; return lots.
 
         The minimum uses Bybit's live text for that case ("The number of contracts exceeds minimum limit
-        allowed", BYBIT_V5.md §1.4), followed by the field and the rule.
+        allowed", docs/exchange_protocol.md §1.4), followed by the field and the rule.
         """
         if order_type not in _ORDER_TYPES:
             raise ValueError(f"validate_qty: order_type must be Limit or Market, got {order_type!r}")
@@ -180,20 +180,6 @@ class Instrument:
         return leverage
 
 
-def parse_decimal(field: str, text: object) -> Decimal:
-    """Parse a wire decimal string (Bybit sends numbers as strings) or raise 10001 naming ``field``."""
-    bad = ExchangeError(RetCode.PARAMS_ERROR, f"params error: {field} must be a decimal string, got {text!r}")
-    if isinstance(text, bool) or not isinstance(text, str | int | Decimal):
-        raise bad
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise bad from None
-    if not value.is_finite():
-        raise ExchangeError(RetCode.PARAMS_ERROR, f"params error: {field} must be finite, got {text!r}")
-    return value
-
-
 _D = Decimal
 
 BTCUSDT = Instrument(
@@ -242,7 +228,7 @@ ETHUSDT = Instrument(
     maintenance_margin_rate=_D("0.005"),
 )
 
-# SOLUSDT's tick is 0.010 with priceScale 3 (SIM_MARKET.md §4), not 0.001.
+# SOLUSDT's tick is 0.010 with priceScale 3 (docs/exchange_sim_market.md §4), not 0.001.
 SOLUSDT = Instrument(
     symbol="SOLUSDT",
     base_coin="SOL",

@@ -1,4 +1,4 @@
-"""Kline (candle) aggregation from public trades, on the exchange clock (SIM_MARKET.md §13).
+"""Kline (candle) aggregation from public trades, on the exchange clock (docs/exchange_sim_market.md §13).
 
 Buckets are ``[interval·k, interval·k + interval − 1]`` ms. A candle's open is its first trade price, or
 the previous close when the bucket has no trade; high, low and close follow the trades; ``volume`` is

@@ -6,14 +6,14 @@ fees) or a synthetic market participant (any other owner id: no margin, no posit
 Each command returns an :class:`EngineResult` with, in emission order, the executions (maker and
 taker), one order snapshot per order whose state changed, and the public trades; the protocol layer
 maps those to the REST reply and the ``execution``/``order``/``position``/``wallet`` pushes
-(BYBIT_V5.md §6.8).
+(docs/exchange_protocol.md §6.8).
 
-Rules implemented (BYBIT_V5.md §4): create-time validation in Bybit's order (§4.1 table); GTC, IOC, FOK
+Rules implemented (docs/exchange_protocol.md §4): create-time validation in Bybit's order (§4.1 table); GTC, IOC, FOK
 and PostOnly; Market orders as IOC limit orders bounded by a protection price (``pricing.py``);
 reduce-only orders capped to the position not yet covered by resting reduce-only orders, and cut back
 (``CancelByReduceOnly``) when fills shrink the position;
-amend (a price change or a quantity increase loses queue priority, a decrease keeps it, SIM_MARKET.md
-§11); cancel and cancel-all; one order message per state change (a completing fill yields only
+amend (a price change or a quantity increase loses queue priority, a decrease keeps it,
+docs/exchange_sim_market.md §11); cancel and cancel-all; one order message per state change (a completing fill yields only
 ``Filled``). Self-matching is allowed (``smpType`` None, Bybit's default).
 """
 
@@ -107,13 +107,16 @@ class MatchingEngine:
         self.instruments = instruments if instruments is not None else accounts.instruments
         self.clock = clock if clock is not None else accounts.clock
         self.ids = ids if ids is not None else IdFactory(seed=0)
-        self.books = {symbol: OrderBook(spec) for symbol, spec in self.instruments.items()}
+        # No changed-level tracking: nothing drains it here (the book feed diffs the top levels).
+        self.books = {
+            symbol: OrderBook(spec, track_changes=False) for symbol, spec in self.instruments.items()
+        }
         self._open: dict[str, Order] = {}
         self._closed: dict[str, OrderedDict[str, Order]] = {}  # accounts only, newest last
         self._link_ids: dict[str, dict[str, str]] = {}  # owner → orderLinkId → orderId, kept forever
         self._last_trade: dict[str, tuple[int, str]] = {}  # symbol → (ticks, last non-zero direction)
         # Called as hook(symbol, maker side, ticks, lots) whenever anonymous volume trades, whoever the
-        # taker is, so a synthetic market mirroring the anonymous volume stays exact (SIM_MARKET.md §11).
+        # taker is, so a synthetic market mirroring the anonymous volume stays exact (docs/exchange_sim_market.md §11).
         self.anonymous_fill_hook: Callable[[str, str, int, int], None] | None = None
         self._anon_takers = 0
 
@@ -571,7 +574,7 @@ class MatchingEngine:
     def _enforce_reduce_only(self, spec: Instrument, book: OrderBook, result: EngineResult, ts: int) -> None:
         """After fills, keep each account's resting reduce-only orders within its position, newest cut first.
 
-        Bybit cancels or shrinks such orders with ``cancelType: CancelByReduceOnly`` (BYBIT_V5.md §7.2);
+        Bybit cancels or shrinks such orders with ``cancelType: CancelByReduceOnly`` (docs/exchange_protocol.md §7.2);
         which order goes first is not documented, so the most recently queued is cut first.
         """
         owners = {e.owner for e in result.executions if e.owner in self.accounts}

@@ -1,7 +1,7 @@
 """Price protection of the paper exchange: the limit-price band (110003) and market-order bounds.
 
 Bybit converts a Market order into an IOC limit order whose price is a protection bound around the mark
-price, and cancels whatever cannot fill inside it (BYBIT_V5.md §4.1); a client may instead give
+price, and cancels whatever cannot fill inside it (docs/exchange_protocol.md §4.1); a client may instead give
 ``slippageToleranceType``/``slippageTolerance`` (``TickSize`` in [1, 10000] or ``Percent`` in
 [0.01, 10]). Bybit publishes the ratios (``riskParameters.priceLimitRatioX/Y``) but not the exact
 formula, so this module uses one rule for both checks, with the instrument's ``price_limit_ratio``

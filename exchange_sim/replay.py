@@ -10,7 +10,7 @@ of the normal engine path, and a user's orders meet the recorded market with pri
   price), enough is placed at the trade price, and an IOC order of the taker side takes it. With no
   user orders in the way the public trade equals the recorded one; a user's order at a better price
   fills first, as it would have.
-* **Rows** (``market_snapshots``, FEATURES.md §6.1) set the book: at each row's ``ts`` the replay
+* **Rows** (``market_snapshots``, docs/features.md §6.1) set the book: at each row's ``ts`` the replay
   orders are reconciled with the row's top 50 levels (reductions first, so that old and new replay
   levels never cross each other, then additions). Without user orders the venue's top 50 then equals
   the row exactly.
@@ -89,7 +89,7 @@ def _trade_events(table: pa.Table) -> Iterator[_TradeEvent]:
         raise ReplayError(f"trade table lacks columns {missing} (expected schemas.arrow.PUBLIC_TRADES)")
     for r in table.to_pylist():
         if r.get("block_trade"):
-            continue  # block trades never touch the book (FEATURES.md §6.2)
+            continue  # block trades never touch the book (docs/features.md §6.2)
         if r["side"] not in (BUY, SELL):
             raise ReplayError(
                 f"trade {r.get('trade_id')!r} at {r['ts']}: side must be Buy or Sell, got {r['side']!r}"

@@ -3,7 +3,7 @@
 Everything that changes exchange state goes through :class:`Venue`, on the event loop's thread, so no
 locks are needed: REST commands (:meth:`Venue.create_order` …), the market source driven by
 :meth:`Venue.step`, and the funding timer. Each change yields private stream messages per account in the
-order of BYBIT_V5.md §6.8 (``execution`` → ``order`` → ``position`` → ``wallet``), returned as a list so
+order of docs/exchange_protocol.md §6.8 (``execution`` → ``order`` → ``position`` → ``wallet``), returned as a list so
 the REST handler decides whether they go out before or after its reply; public effects (trades, candles)
 go to registered listeners at once. The venue also keeps what the read endpoints need: every account
 order's latest state, executions, recent public trades and klines.
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
+
+import structlog
 
 from exchange_sim import wire
 from exchange_sim.accounts import Account, AccountRegistry
@@ -29,9 +31,13 @@ from exchange_sim.instruments import DEFAULT_INSTRUMENTS, Instrument
 from exchange_sim.klines import Candle, KlineBook
 from exchange_sim.matching import EngineResult, MatchingEngine, OrderRequest
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 RECENT_TRADES_KEPT = 1_000
+DRIVER_BURST_S = 0.02  # the driver yields to the event loop (sockets, REST) after this much wall time
+SPEED_REPORT_S = 1.0  # how often the driver checks the achieved speed
+SLOW_RATIO = 0.95  # achieved below this share of the requested speed counts as slow
+SLOW_WARN_EVERY_S = 30.0  # at most one "slower than requested" warning per this much wall time
 ORDERS_KEPT = 50_000  # per account: order history store
 EXECUTIONS_KEPT = 100_000  # per account
 
@@ -127,6 +133,9 @@ class Venue:
         now = self.clock.now()
         self.next_funding = {s: self._funding_after(s, now) for s in self.instruments}
         self._driver: asyncio.Task[None] | None = None
+        self.stepped_to: int | None = None  # exchange time of the last step
+        self._slow_since: float | None = None  # wall time the achieved speed fell below the request
+        self._last_slow_warning = -float("inf")
 
     # -- wiring --------------------------------------------------------------------------------------
 
@@ -196,6 +205,7 @@ class Venue:
     def step(self, now: int | None = None) -> None:
         """Advance the market to ``now``, publish its effects, close candles, settle due funding."""
         now = self.clock.now() if now is None else now
+        self.stepped_to = now
         if self.market is not None:
             if self._history_pending:
                 self._history_pending = False
@@ -227,7 +237,7 @@ class Venue:
         """Settle one funding interval of ``symbol`` now: ``execution`` (Funding) → ``position`` → ``wallet``."""
         mark = self.engine.reference_price(symbol)
         if mark is None:
-            log.info("funding of %s skipped: no mark price yet", symbol)
+            log.info("funding skipped: no mark price yet", symbol=symbol)
             return []
         records = self.engine.settle_funding(symbol, self.funding_rate(symbol), mark)
         spec = self.instruments[symbol]
@@ -241,9 +251,15 @@ class Venue:
         return out
 
     async def start(self) -> None:
-        """Start the driver task (idempotent)."""
+        """Start the driver task (idempotent); from then on exchange time is the simulated time."""
         if self._driver is None:
-            self.step()
+            self.step(self.clock.begin_pacing())
+            log.info(
+                "exchange clock started",
+                requested_speed=self.clock.speed,
+                exchange_ms=self.clock.now(),
+                step_ms=self.config.driver_interval_ms,
+            )
             self._driver = asyncio.create_task(self._drive(), name="exchange-sim-driver")
 
     async def stop(self) -> None:
@@ -255,14 +271,79 @@ class Venue:
             self._driver = None
 
     async def _drive(self) -> None:
-        interval = self.config.driver_interval_ms / 1000
+        """Step the venue every ``driver_interval_ms`` of exchange time, as fast as requested at most.
+
+        Each step is one exchange-time slice: market, candles, funding, then the tick hooks (book
+        pushes on their exchange-time cadence). When the requested time is ahead, steps run back to back,
+        yielding to the event loop every ``DRIVER_BURST_S`` of wall time; when the process cannot keep
+        up, the clock slips (see :mod:`exchange_sim.clock`) instead of any step being skipped or merged.
+        """
+        clock = self.clock
+        step_ms = self.config.driver_interval_ms
+        next_report = time.monotonic() + SPEED_REPORT_S
         while True:
-            await asyncio.sleep(interval)
-            try:
-                self.step()
-            except Exception:
-                # One bad step must not stop the exchange: log it and keep the market moving.
-                log.exception("exchange driver step failed")
+            due = clock.now() + step_ms
+            wait = clock.wall_seconds_until(due)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            burst_end = time.monotonic() + DRIVER_BURST_S
+            while True:
+                clock.pace(due)
+                try:
+                    self.step(due)
+                except Exception:
+                    # One bad step must not stop the exchange: log it and keep the market moving.
+                    log.exception("exchange driver step failed", exchange_ms=due)
+                due += step_ms
+                if due > clock.requested() or time.monotonic() >= burst_end:
+                    break
+            clock.slip()
+            clock.sample()
+            if time.monotonic() >= next_report:
+                next_report = time.monotonic() + SPEED_REPORT_S
+                self._report_speed()
+            await asyncio.sleep(0)
+
+    def speed_status(self) -> dict[str, Any]:
+        """The clock's requested and achieved speed, exchange time, lag behind the request and slip."""
+        achieved = self.clock.achieved_speed()
+        return {
+            "exchange_ms": self.clock.now(),
+            "requested_speed": self.clock.speed,
+            "achieved_speed": None if achieved is None else round(achieved, 3),
+            "lag_ms": self.clock.lag_ms(),
+            "slipped_ms": self.clock.slipped_ms,
+            "paced": self.clock.paced,
+        }
+
+    def _report_speed(self) -> None:
+        """Warn (at most every ``SLOW_WARN_EVERY_S``) while the clock runs below the requested speed."""
+        achieved = self.clock.achieved_speed()
+        if achieved is None:
+            return
+        wall = time.monotonic()
+        if achieved < SLOW_RATIO * self.clock.speed:
+            if self._slow_since is None:
+                self._slow_since = wall
+            if wall - self._last_slow_warning >= SLOW_WARN_EVERY_S:
+                self._last_slow_warning = wall
+                log.warning(
+                    "exchange clock slower than requested: topics keep their exchange-time cadence, "
+                    "the clock slows down",
+                    requested_speed=self.clock.speed,
+                    achieved_speed=round(achieved, 2),
+                    slipped_ms=self.clock.slipped_ms,
+                    slow_for_s=round(wall - self._slow_since, 1),
+                )
+        elif self._slow_since is not None:
+            log.info(
+                "exchange clock back at the requested speed",
+                requested_speed=self.clock.speed,
+                achieved_speed=round(achieved, 2),
+                slow_for_s=round(wall - self._slow_since, 1),
+            )
+            self._slow_since = None
 
     # -- bookkeeping ---------------------------------------------------------------------------------
 

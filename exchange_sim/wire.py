@@ -1,21 +1,144 @@
-"""Domain records → Bybit v5 JSON objects (BYBIT_V5.md §4.7, §4.9, §4.10, §4.12, §6.4–6.7).
+"""The Bybit v5 wire format both ways: request decoding and numbers in, domain records → JSON objects out.
 
-Decimal values become strings: prices padded to ``priceScale`` and quantities to the ``qtyStep``
+**In.** Every request text goes through :func:`decode_json` (REST bodies, WebSocket frames) and every number
+a client sends through :func:`decimal_text`/:func:`integer_text`: one decoder and one number grammar, so a
+new endpoint cannot be more lenient than the others. JSON is decoded strictly (UTF-8 bytes, no ``NaN``/
+``Infinity`` literals, no float overflowing to infinity, nesting at most :data:`MAX_JSON_DEPTH` deep, checked
+before the recursive decoder runs). Numbers are accepted in ASCII form only: ``-?digits[.digits]`` with
+at most 18 digits each side; no Unicode digits (``"１２"``), no surrounding whitespace, no ``_`` separators,
+no exponent, no ``NaN``/``Infinity`` — the forms Python's ``Decimal()`` and ``int()`` would also accept
+but Bybit does not. JSON integers count as numbers, JSON fractions (``0.5``) do not.
+
+**Out.** Decimal values become strings: prices padded to ``priceScale`` and quantities to the ``qtyStep``
 decimals where Bybit pads them, computed money values (fees, PnL, balances) without trailing zeros.
 Timestamps in result objects are ms strings; integers and booleans stay JSON integers and booleans.
 The server modules and the venue's private pushes share these builders so REST and WebSocket agree.
+(docs/exchange_protocol.md describes the subset; docs/exchange_sim.md the input validation.)
 """
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 from exchange_sim.accounts import Account, Position
+from exchange_sim.errors import ExchangeError, RetCode
 from exchange_sim.events import ZERO, Execution, Order, PublicTrade
 from exchange_sim.instruments import Instrument
 
 RISK_LIMIT_VALUE = "2000000"  # first risk-limit tier, the only one the paper exchange models
+
+# -- in: JSON and numbers ----------------------------------------------------------------------------
+
+MAX_JSON_DEPTH = 32  # Bybit's requests nest two or three levels; deeper is garbage, not a request
+_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,18})?")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+# A JSON string (closed, or running to the end of the text): its brackets do not nest. The possessive
+# ``*+`` keeps an unterminated string from being rescanned, so the depth check stays linear in the text.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+SHOWN_CHARS = 60
+
+
+class JsonError(ValueError):
+    """A request text that is not a JSON value this exchange accepts; the message says why."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonError(f"number {shown(text)} is out of range")
+    return value
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in ``text`` nest deeper than ``limit`` (brackets in strings ignored)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Decode one request text strictly; raises :class:`JsonError` naming the problem."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JsonError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    else:
+        text = data
+    if json_depth_exceeds(text):
+        raise JsonError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except JsonError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise JsonError(str(exc)) from None
+    except ValueError:  # int() refuses a literal of more than 4300 digits
+        raise JsonError("a number has too many digits") from None
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut to :data:`SHOWN_CHARS` characters, for error messages that quote client input."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 5]}…({len(text)} chars)"
+
+
+def decimal_text(value: object) -> Decimal | None:
+    """``value`` as a Decimal if it is a number in the wire grammar (ASCII string or JSON integer), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return Decimal(value)
+    return None
+
+
+def integer_text(value: object) -> int | None:
+    """``value`` as an int if it is an integer in the wire grammar (ASCII digit string or JSON integer)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    return None
+
+
+def parse_decimal(field: str, value: object) -> Decimal:
+    """A decimal request field, or a 10001 :class:`ExchangeError` naming ``field`` and the grammar."""
+    number = decimal_text(value)
+    if number is None:
+        raise ExchangeError(
+            RetCode.PARAMS_ERROR,
+            f'params error: {field} must be a decimal string of ASCII digits like "0.010", got {shown(value)}',
+        )
+    return number
+
+
+def parse_integer(field: str, value: object) -> int:
+    """An integer request field, or a 10001 :class:`ExchangeError` naming ``field``."""
+    number = integer_text(value)
+    if number is None:
+        raise ExchangeError(
+            RetCode.PARAMS_ERROR,
+            f"params error: {field} must be an integer of ASCII digits, got {shown(value)}",
+        )
+    return number
+
+
+# -- out: domain records → JSON objects --------------------------------------------------------------
 
 
 def num(value: Decimal) -> str:

@@ -26,12 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.preprocessing import FeaturePreprocessor
+from ml.windows import window_ends
 from schemas.arrow import SPEC_HASH_METADATA_KEY, labelled_features_schema
 from schemas.features import DEFAULT_SNAPSHOT_INTERVAL_MS, FeatureSpec, feature_spec
-
-WINDOW = 60  # feature vectors per model input (the original spec's (batch, 60, 110))
-HORIZONS_S: tuple[int, ...] = (10, 30, 60)
-N_CLASSES = 3  # direction classes: 0 = down, 1 = flat (inside the dead band), 2 = up
+from schemas.model import CLASS_NAMES, HORIZONS_S, N_CLASSES, WINDOW
 
 
 @dataclass(frozen=True)
@@ -210,21 +208,11 @@ class LabelledRows:
     def window_ends(self, stride: int = 1) -> np.ndarray:
         """Rows that end a window of WINDOW consecutive rows of one symbol, every ``stride``-th per run.
 
-        Consecutive means same symbol and exactly ``interval_ms`` apart: a recording gap, or a row dropped
-        because it had no label, ends a run. A ``book_reset`` inside a window is allowed: the features already
-        restart their own windows at segment starts (FEATURES.md §1.2), and the row itself is real data.
+        The rule is :mod:`ml.windows`' (the daemon's live windows use it too): consecutive means same symbol
+        and exactly ``interval_ms`` apart, so a recording gap, or a row dropped because it had no label, ends
+        a run; a ``book_reset`` inside a window is allowed.
         """
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
-        n = len(self)
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        breaks = np.ones(n, dtype=bool)
-        breaks[1:] = (self.symbols[1:] != self.symbols[:-1]) | (np.diff(self.ts_ms) != self.interval_ms)
-        run_start = np.maximum.accumulate(np.where(breaks, np.arange(n), 0))
-        pos = np.arange(n) - run_start
-        ok = (pos >= WINDOW - 1) & ((pos - (WINDOW - 1)) % stride == 0)
-        return np.flatnonzero(ok).astype(np.int64)
+        return window_ends(self.symbols, self.ts_ms, self.interval_ms, stride=stride)
 
     def windowed(self, *, stride: int = 1, preprocessor: Preprocessor | None = None) -> WindowedDataset:
         """The samples; features raw (float32) or transformed by ``preprocessor`` from the float64 rows."""
@@ -441,8 +429,6 @@ def walk_forward_splits(
 
 
 # ---- class balance -----------------------------------------------------------------------------------------
-
-CLASS_NAMES = ("down", "flat", "up")
 
 
 def class_balance(ds: WindowedDataset, idx: np.ndarray | None = None) -> dict[str, dict[str, float]]:

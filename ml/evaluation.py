@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
-N_CLASSES = 3
+from schemas.model import N_CLASSES
+
 PROBA_CLIP = 1e-15
 PROMOTION_METRIC = "macro_f1_10s"
 METRICS = ("accuracy", "macro_f1", "log_loss")

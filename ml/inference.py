@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.datasets import HORIZONS_S, N_CLASSES, WINDOW
 from schemas.features import FEATURE_NAMES, N_FEATURES
-from schemas.model import ModelManifest
+from schemas.model import HORIZONS_S, N_CLASSES, WINDOW, ModelManifest
 
 LATENCY_BUDGET_MS = 10.0  # original spec, "Important notes / Performance"
 

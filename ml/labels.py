@@ -1,6 +1,6 @@
 """Training labels: the future mid-price move of one symbol at 10 s, 30 s and 60 s, and its direction.
 
-For the row at time t and a horizon h (H = h·1000 ms), with m the two-sided mid (Pb + Pa)/2 of FEATURES.md §1.1:
+For the row at time t and a horizon h (H = h·1000 ms), with m the two-sided mid (Pb + Pa)/2 of docs/features.md §1.1:
 
     movement_h(t) = 1e4·ln(m(t + H) / m(t))   [bps]
 
@@ -37,8 +37,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.arrow import LABEL_HORIZONS_S, SPEC_HASH_METADATA_KEY, labelled_features_schema
+from ml.windows import consecutive
+from schemas.arrow import SPEC_HASH_METADATA_KEY, labelled_features_schema
 from schemas.features import DEFAULT_SNAPSHOT_INTERVAL_MS, FeatureSpec, feature_spec
+from schemas.model import HORIZONS_S
 
 DEFAULT_DEAD_BAND_BPS = 0.5
 
@@ -47,7 +49,7 @@ DEFAULT_DEAD_BAND_BPS = 0.5
 class LabelConfig:
     """Horizons [s], dead band [bps] (one value for all horizons, or one per horizon) and the row cadence."""
 
-    horizons_s: tuple[int, ...] = LABEL_HORIZONS_S
+    horizons_s: tuple[int, ...] = HORIZONS_S
     dead_band_bps: float | Mapping[int, float] = DEFAULT_DEAD_BAND_BPS
     interval_ms: int = DEFAULT_SNAPSHOT_INTERVAL_MS
     _bands: tuple[float, ...] = field(init=False, repr=False, compare=False)
@@ -80,7 +82,7 @@ class LabelConfig:
         cls,
         spec: FeatureSpec,
         *,
-        horizons_s: tuple[int, ...] = LABEL_HORIZONS_S,
+        horizons_s: tuple[int, ...] = HORIZONS_S,
         dead_band_bps: float | Mapping[int, float] = DEFAULT_DEAD_BAND_BPS,
     ) -> LabelConfig:
         """A config whose cadence is the spec's SNAPSHOT_INTERVAL_MS."""
@@ -88,11 +90,11 @@ class LabelConfig:
 
 
 def recording_runs(ts_ms: np.ndarray, interval_ms: int) -> np.ndarray:
-    """Run id per row: a new run starts wherever two consecutive rows are not ``interval_ms`` apart."""
+    """Run id per row: a new run starts wherever two rows in a row are not consecutive (``ml.windows``)."""
     ts = np.asarray(ts_ms, dtype=np.int64)
     if len(ts) == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate([[0], np.cumsum(np.diff(ts) != interval_ms)]).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(~consecutive(ts[:-1], ts[1:], interval_ms))]).astype(np.int64)
 
 
 def _check_series(ts_ms: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """What a model sees instead of the raw 110 features: a fixed row-local transform, then a standard scaler.
 
-**Row-local transform** (FEATURES.md §7, restricted to what one 110-vector can tell by itself, so that training
-and serving apply it to a window without any other state). Each column gets one kind:
+**Row-local transform** (docs/features.md §7, restricted to what one 110-vector can tell by itself, so that training
+and serving apply it to a window without any other state). Each column gets one kind, chosen from its unit
+and channel in ``schemas.features.FEATURE_UNITS`` (three named exceptions, see ``_KIND_EXCEPTIONS``):
 
 * ``bps_from_mid``: 1e4·ln(x/m*) with m* = mid_price of the row — book prices (micro_price, vwaps, cluster
   prices, support/resistance).
@@ -37,70 +38,39 @@ from typing import Any
 
 import numpy as np
 
-from schemas.features import FEATURE_NAMES, PRICE_FEATURES, FeatureSpec, feature_spec
+from schemas.features import FEATURE_GROUPS, FEATURE_UNITS, Channel, FeatureSpec, Unit, feature_spec
 
 FORMAT_VERSION = 1
 DEFAULT_CLIP = 10.0
 
-_BPS_FROM_MID = (
-    "micro_price",
-    "vwap_bid_5",
-    "vwap_ask_5",
-    "vwap_bid_10",
-    "vwap_ask_10",
-    "largest_bid_cluster_price",
-    "largest_ask_cluster_price",
-    "support_level_1",
-    "resistance_level_1",
-)
+
+def _kind_of(name: str, unit: Unit, channel: Channel) -> str:
+    """The row-local transform of one feature, from its unit and channel (the module docstring's table)."""
+    exception = _KIND_EXCEPTIONS.get(name)
+    if exception is not None:
+        return exception
+    book = channel is Channel.ORDERBOOK
+    if unit is Unit.PRICE:
+        return "bps_from_mid" if book else "frac_of_close"
+    if unit is Unit.PRICE_DIFF:
+        return "spread_bps" if book else "ratio_to_close"
+    if unit is Unit.BASE:
+        return "depth_slog" if book else "slog"
+    if unit in (Unit.USDT, Unit.PER_SECOND, Unit.COUNT, Unit.BPS_PER_MUSDT):
+        return "slog"
+    if unit is Unit.RATIO:
+        return "log"
+    return "identity"  # bps, fractions, percent, seconds, bounded indices
+
+
+# Where the unit alone does not decide: mid_price is the reference of bps_from_mid, so it is measured from
+# the close; volume_change_rate is a [frac] with a heavy right tail (capped at VOLUME_CHANGE_CAP); nvi is an
+# index based at NVI_BASE.
+_KIND_EXCEPTIONS = {"mid_price": "frac_of_close", "volume_change_rate": "slog", "nvi": "log_nvi"}
 _KIND_OF: dict[str, str] = {
-    **dict.fromkeys(_BPS_FROM_MID, "bps_from_mid"),
-    # every other [price] feature (mid_price, the candle prices, the price-valued indicators)
-    **dict.fromkeys(
-        (n for n in FEATURE_NAMES if n in PRICE_FEATURES and n not in _BPS_FROM_MID), "frac_of_close"
-    ),
-    **dict.fromkeys(("macd", "macd_signal", "macd_histogram", "atr_14", "momentum_10"), "ratio_to_close"),
-    "bid_ask_spread_abs": "spread_bps",
-    **dict.fromkeys(
-        (
-            "depth_bid_5",
-            "depth_ask_5",
-            "depth_bid_10",
-            "depth_ask_10",
-            "total_bid_volume",
-            "total_ask_volume",
-            "volume_delta_5",
-            "order_flow_imbalance",
-            "largest_bid_cluster_volume",
-            "largest_ask_cluster_volume",
-        ),
-        "depth_slog",
-    ),
-    **dict.fromkeys(
-        (
-            "volume",
-            "price_volume_trend",
-            "obv",
-            "ad_line",
-            "vpt",
-            "liquidity_bid_5",
-            "liquidity_ask_5",
-            "money_flow",
-            "bid_intensity",
-            "ask_intensity",
-            "update_frequency",
-            "quote_intensity",
-            "trade_arrival_rate",
-            "num_bid_clusters",
-            "num_ask_clusters",
-            "kyle_lambda",
-            "amihud_illiquidity",
-            "volume_change_rate",
-        ),
-        "slog",
-    ),
-    **dict.fromkeys(("book_depth_ratio", "volume_ma_ratio"), "log"),
-    "nvi": "log_nvi",
+    name: _kind_of(name, FEATURE_UNITS[name], group.channel)
+    for group in FEATURE_GROUPS
+    for name in group.features
 }
 KINDS = (
     "identity",

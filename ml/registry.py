@@ -204,7 +204,8 @@ def _fit_state(model: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
 
 
 class ModelRegistry:
-    """Model versions on disk under ``root`` and in ``model_versions``.
+    """Model versions on disk under ``root`` (the caller's models directory: ``Settings.models_dir``,
+    ``$VAR_DIR/models``, for the CLI and Dagster) and in ``model_versions``.
 
     ``db`` is a :class:`Database` (the registry opens an autocommit connection per call) or a callable
     returning a new psycopg connection, which the registry closes after use. ``factories`` maps a
@@ -215,13 +216,9 @@ class ModelRegistry:
     def __init__(
         self,
         db: Database | ConnectionFactory,
-        root: Path | str | None = None,
+        root: Path | str,
         factories: Mapping[str, ModelFactory] | None = None,
     ) -> None:
-        if root is None:
-            from infra.settings import load_settings  # only for the default location, var/models
-
-            root = load_settings().models_dir
         self.root = Path(root)
         self.factories: dict[str, ModelFactory] = {**DEFAULT_FACTORIES, **(factories or {})}
         self._connect: ConnectionFactory = (

@@ -35,8 +35,9 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from ml.datasets import N_CLASSES, WindowedDataset
+from ml.datasets import WindowedDataset
 from ml.models.hybrid_cnn_lstm import ModelOutput
+from schemas.model import N_CLASSES
 
 SCHEDULERS = ("plateau", "cosine", "none")
 CLASS_WEIGHTS = ("none", "balanced")

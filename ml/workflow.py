@@ -1,10 +1,13 @@
-"""From recorded rows to a registered model: the steps the Dagster assets and `depthcharge demo` call.
+"""From recorded rows to a registered model: the steps the Dagster assets, `depthcharge train` and
+`depthcharge demo` call.
 
 Each step is a plain function over Arrow tables and the objects of `ml`, so it is testable without
 Dagster: :func:`labelled_features` (raw rows + candles → the 110 features and the labels of one
 symbol), :func:`train_candidate` (labelled tables → a trained CNN-LSTM with its preprocessor, evaluated
 on the test fold beside every baseline and backtested with fees), :func:`register_candidate` (→ a
-model version) and :func:`promote_if_better`.
+model version) and :func:`promote_if_better`. Over the database (`infra.db` repositories):
+:func:`recorded_span`, :func:`load_labelled_features` (one symbol's recorded rows and the candle
+history they need → labelled features) and :func:`train_from_database`, all of the above in one call.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 
+from infra.db.connection import Database
+from infra.db.repositories.market_data import read_candles, read_snapshots, snapshot_span
 from ml.backtest import BacktestConfig, BacktestResult, backtest
 from ml.datasets import LabelledRows, Split, WindowedDataset, fit_preprocessor, train_val_test_split
 from ml.evaluation import PROMOTION_METRIC, EvaluationReport, higher_is_better
@@ -28,7 +34,8 @@ from ml.models.hybrid_cnn_lstm import ModelConfig, create_model
 from ml.preprocessing import FeaturePreprocessor
 from ml.registry import ModelRegistry, PromotionDecision
 from ml.training import Trainer, TrainerConfig, TrainingHistory, predict_proba, seed_everything
-from schemas.features import FeatureSpec, feature_spec
+from schemas.features import CANDLE_WINDOW, FeatureSpec, feature_spec
+from schemas.market import CANDLE_INTERVAL_MS
 from schemas.model import DataWindow, ModelManifest
 
 MODEL_TYPE = "hybrid_cnn_lstm"
@@ -220,3 +227,79 @@ def quick_config(seed: int = 0, epochs: int = 12) -> CandidateConfig:
         model=replace(base.model, cnn_channels=(16, 16), lstm_hidden=32, head_hidden=32, attention_dim=16),
         trainer=replace(base.trainer, epochs=epochs, patience=3, seed=seed, progress=False, device="cpu"),
     )
+
+
+# ---- over the database ---------------------------------------------------------------------------------
+
+
+class NoRecordedData(ValueError):
+    """The database holds no recorded rows where training asked for them."""
+
+
+@dataclass
+class TrainingRun:
+    """What :func:`train_from_database` did: the candidate, its registered version, the promotion
+    decision and the labelled rows used per symbol."""
+
+    candidate: Candidate
+    manifest: ModelManifest
+    decision: PromotionDecision
+    rows: dict[str, int]
+
+
+def recorded_span(db: Database, symbol: str) -> tuple[int, int] | None:
+    """The ts of the first and the last recorded raw snapshot row of ``symbol``, or None."""
+    with db.connect() as conn:
+        return snapshot_span(conn, symbol)
+
+
+def load_labelled_features(
+    db: Database, symbol: str, start_ms: int, end_ms: int, *, spec: FeatureSpec
+) -> pa.Table:
+    """The labelled_features table of ``symbol`` for its recorded rows in [start_ms, end_ms], computed
+    with the candle history K(t) needs (CANDLE_WINDOW minutes before the first row).
+
+    Raises :class:`NoRecordedData` when no row of ``symbol`` lies in the range.
+    """
+    with db.connect() as conn:
+        rows = read_snapshots(conn, symbol, start_ms, end_ms + 1)
+        candles = read_candles(conn, symbol, start_ms - (CANDLE_WINDOW + 1) * CANDLE_INTERVAL_MS, end_ms + 1)
+    if rows.num_rows == 0:
+        raise NoRecordedData(f"no rows of {symbol} recorded between {start_ms} and {end_ms}")
+    return labelled_features(rows, candles, spec=spec)
+
+
+def train_from_database(
+    db: Database,
+    symbols: Sequence[str],
+    *,
+    models_dir: Path,
+    spec: FeatureSpec,
+    config: CandidateConfig,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> TrainingRun:
+    """Train a candidate on the recorded rows of ``symbols`` in [start_ms, end_ms] (default: from the
+    first to the last row recorded of any of them), register it under ``models_dir`` and promote it if
+    it beats production.
+
+    Raises :class:`NoRecordedData` naming the symbols with nothing recorded, and ``ValueError`` when
+    the rows are too few to train on.
+    """
+    chosen = list(symbols)
+    if not chosen:
+        raise ValueError("name at least one symbol to train on")
+    spans = {s: recorded_span(db, s) for s in chosen}
+    missing = [s for s, span in spans.items() if span is None]
+    if missing:
+        raise NoRecordedData(f"nothing recorded for {', '.join(missing)}: record first")
+    recorded = [span for span in spans.values() if span is not None]
+    first = start_ms if start_ms is not None else min(span[0] for span in recorded)
+    last = end_ms if end_ms is not None else max(span[1] for span in recorded)
+    tables = [load_labelled_features(db, s, first, last, spec=spec) for s in chosen]
+    candidate = train_candidate(tables, config, spec=spec)
+    registry = ModelRegistry(db, root=models_dir)
+    manifest = register_candidate(registry, candidate)
+    decision = promote_if_better(registry, manifest.version)
+    rows = {s: t.num_rows for s, t in zip(chosen, tables, strict=True)}
+    return TrainingRun(candidate, manifest, decision, rows)

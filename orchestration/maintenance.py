@@ -1,5 +1,5 @@
 # No `from __future__ import annotations`: Dagster reads the `context` annotation at definition time.
-"""Maintenance jobs. Plain-Postgres retention is a scheduled job (ARCHITECTURE.md, "Postgres");
+"""Maintenance jobs. Plain-Postgres retention is a scheduled job (docs/storage.md);
 under TimescaleDB the same op refreshes the retention policy and drops old chunks."""
 
 import dagster as dg
@@ -14,7 +14,7 @@ def enforce_market_data_retention(
     context: dg.OpExecutionContext, database: DatabaseResource
 ) -> dict[str, int]:
     with database.connection() as conn:
-        result = enforce_retention(conn, retention_days=database.retention_days(), now_ms=now_ms())
+        result = enforce_retention(conn, retention_days=database.retention_days, now_ms=now_ms())
     context.log.info(f"retention {result.retention_days} days ({result.mode}): {result.deleted}")
     context.add_output_metadata({f"deleted_{t}": n for t, n in result.deleted.items()})
     return result.deleted

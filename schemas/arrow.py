@@ -1,7 +1,7 @@
 """Arrow schemas of the Parquet lake datasets (`var/lake/<dataset>/...`).
 
 Time columns are int64 milliseconds UTC, like the records; level arrays are fixed-size lists of 50
-float64 (FEATURES.md §6.1); money, where a dataset carries it, is a decimal string.
+float64 (docs/features.md §6.1); money, where a dataset carries it, is a decimal string.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pyarrow as pa
 
 from schemas.features import FeatureSpec
 from schemas.market import Candle, PublicTrade
+from schemas.model import HORIZONS_S
 from schemas.snapshot import BOOK_DEPTH, LEVEL_ARRAY_FIELDS, RAW_SNAPSHOT_FIELDS, RawSnapshotRow
 
-LABEL_HORIZONS_S: tuple[int, ...] = (10, 30, 60)
 SPEC_HASH_METADATA_KEY = b"depthcharge.feature_spec_hash"
 
 _LEVELS = pa.list_(pa.float64(), BOOK_DEPTH)
@@ -77,14 +77,14 @@ PUBLIC_TRADES = pa.schema(
 )
 
 
-def label_columns(horizons_s: Sequence[int] = LABEL_HORIZONS_S) -> list[str]:
+def label_columns(horizons_s: Sequence[int] = HORIZONS_S) -> list[str]:
     cols = []
     for h in horizons_s:
         cols += [f"future_return_{h}s", f"direction_{h}s"]
     return cols
 
 
-def labelled_features_schema(spec: FeatureSpec, horizons_s: Sequence[int] = LABEL_HORIZONS_S) -> pa.Schema:
+def labelled_features_schema(spec: FeatureSpec, horizons_s: Sequence[int] = HORIZONS_S) -> pa.Schema:
     """110 float64 features, then per horizon the future return [bps] and direction (-1, 0, 1)."""
     fields = [pa.field("symbol", pa.string(), nullable=False), pa.field("ts", pa.int64(), nullable=False)]
     fields += [pa.field(n, pa.float64(), nullable=False) for n in spec.names]

@@ -1,4 +1,4 @@
-"""The feature spec of FEATURES.md: the 110 names in order, their groups and channels, every
+"""The feature spec of docs/features.md: the 110 names in order, their groups, channels and units, every
 parameter of §5, the definitions version, and the spec hash of §1.7.
 
 Feature parameters are fixed here, not read from the environment; only SNAPSHOT_INTERVAL_MS comes
@@ -14,8 +14,16 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from schemas.market import CANDLE_INTERVAL_MS
+from schemas.snapshot import BOOK_DEPTH
+
 DEFINITIONS_VERSION = 1
 DEFAULT_SNAPSHOT_INTERVAL_MS = 1000
+# The parameters of §5 that code outside the feature functions needs too: the order-book topic the row
+# builder subscribes (`orderbook.{BOOK_TOPIC_DEPTH}.{symbol}`; another depth sees other levels and events,
+# so it is another feature spec) and the candles K(t) spans (the daemon loads CANDLE_WINDOW + 1 at start).
+BOOK_TOPIC_DEPTH = 50
+CANDLE_WINDOW = 200
 
 
 class Channel(StrEnum):
@@ -26,14 +34,14 @@ class Channel(StrEnum):
 
 @dataclass(frozen=True)
 class FeatureGroup:
-    """A subsection of FEATURES.md §2–4 (e.g. "orderbook.liquidity"), in vector order."""
+    """A subsection of docs/features.md §2–4 (e.g. "orderbook.liquidity"), in vector order."""
 
     name: str
     channel: Channel
     features: tuple[str, ...]
 
 
-# FEATURES.md §2–4, in vector order (`to_array()` index = # − 1).
+# docs/features.md §2–4, in vector order (`to_array()` index = # − 1).
 FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
     FeatureGroup(
         "orderbook.basic_microstructure",
@@ -203,10 +211,31 @@ FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(name for group in FEATURE_GROUPS for name in group.features)
 N_FEATURES = len(FEATURE_NAMES)
 
-# The features FEATURES.md tags [price] (USDT per coin): their defaults are prices (m* or P_ref), and a model
-# sees them relative to the row's own mid or close (§7), never raw.
-PRICE_FEATURES: frozenset[str] = frozenset(
-    {
+
+class Unit(StrEnum):
+    """The unit tag docs/features.md §1.4 puts before each definition (the value is the tag, ASCII minus)."""
+
+    PRICE = "price"  # USDT per coin; not comparable across symbols
+    PRICE_DIFF = "price diff"  # a difference of prices, USDT per coin
+    BASE = "base"  # base-coin quantity (sizes, kline volume)
+    USDT = "USDT"  # quote notional, price × size
+    BPS = "bps"  # 1e-4 of the reference price
+    BPS_PER_MUSDT = "bps per 1e6 USDT"  # price impact per million USDT of flow
+    FRAC = "frac"  # a plain fraction (0.01 = 1 %)
+    PCT = "pct"  # percent (roc, as TA-Lib returns it)
+    UNIT_INTERVAL = "0..1"  # bounded indices
+    SIGNED_UNIT_INTERVAL = "-1..1"
+    PERCENT_INDEX = "0..100"
+    NEGATIVE_PERCENT_INDEX = "-100..0"
+    PER_SECOND = "/s"  # events per second
+    SECONDS = "s"
+    COUNT = "count"
+    RATIO = "ratio"  # a ratio of like quantities
+    INDEX = "idx"  # a dimensionless index
+
+
+_FEATURES_BY_UNIT: dict[Unit, tuple[str, ...]] = {
+    Unit.PRICE: (
         "mid_price",
         "micro_price",
         "vwap_bid_5",
@@ -235,10 +264,104 @@ PRICE_FEATURES: frozenset[str] = frozenset(
         "keltner_upper",
         "keltner_lower",
         "vwap",
-    }
-)
-if not set(FEATURE_NAMES) >= PRICE_FEATURES:
-    raise ImportError(f"PRICE_FEATURES names unknown features: {sorted(PRICE_FEATURES - set(FEATURE_NAMES))}")
+    ),
+    Unit.PRICE_DIFF: ("bid_ask_spread_abs", "macd", "macd_signal", "macd_histogram", "atr_14", "momentum_10"),
+    Unit.BASE: (
+        "depth_bid_5",
+        "depth_ask_5",
+        "depth_bid_10",
+        "depth_ask_10",
+        "total_bid_volume",
+        "total_ask_volume",
+        "volume_delta_5",
+        "order_flow_imbalance",
+        "largest_bid_cluster_volume",
+        "largest_ask_cluster_volume",
+        "volume",
+        "price_volume_trend",
+        "obv",
+        "ad_line",
+        "vpt",
+    ),
+    Unit.USDT: ("liquidity_bid_5", "liquidity_ask_5", "money_flow"),
+    Unit.BPS: (
+        "bid_ask_spread_rel",
+        "price_pressure",
+        "distance_to_support",
+        "distance_to_resistance",
+        "effective_spread",
+        "roll_spread",
+        "orderbook_volatility",
+        "spread_volatility",
+    ),
+    Unit.BPS_PER_MUSDT: ("kyle_lambda", "amihud_illiquidity"),
+    Unit.FRAC: (
+        "returns",
+        "log_returns",
+        "high_low_range",
+        "close_open_diff",
+        "realized_volatility",
+        "parkinson_volatility",
+        "garman_klass_volatility",
+        "volume_change_rate",
+        "gap_size",
+        "bollinger_width",
+        "bollinger_pct",
+    ),
+    Unit.PCT: ("roc",),
+    Unit.UNIT_INTERVAL: (
+        "imbalance_5",
+        "imbalance_10",
+        "imbalance_total",
+        "buy_sell_ratio",
+        "depth_imbalance_ratio",
+        "upper_shadow",
+        "lower_shadow",
+        "body_size",
+        "doji_strength",
+        "hammer_strength",
+    ),
+    Unit.SIGNED_UNIT_INTERVAL: ("smart_money_index", "liquidity_asymmetry", "engulfing_strength", "cmf"),
+    Unit.PERCENT_INDEX: (
+        "adx",
+        "plus_di",
+        "minus_di",
+        "rsi_14",
+        "rsi_28",
+        "stochastic_k",
+        "stochastic_d",
+        "mfi",
+    ),
+    Unit.NEGATIVE_PERCENT_INDEX: ("williams_r",),
+    Unit.PER_SECOND: (
+        "bid_intensity",
+        "ask_intensity",
+        "update_frequency",
+        "quote_intensity",
+        "trade_arrival_rate",
+    ),
+    Unit.SECONDS: ("level_ttl_avg", "level_ttl_std"),
+    Unit.COUNT: ("num_bid_clusters", "num_ask_clusters"),
+    Unit.RATIO: ("book_depth_ratio", "volume_ma_ratio"),
+    Unit.INDEX: ("cci", "nvi"),
+}
+
+# Each feature's unit (docs/features.md §2–4), in vector order. A unit is part of its feature's definition: a
+# change of unit is a new DEFINITIONS_VERSION (which enters the spec hash), not an edit of this table.
+FEATURE_UNITS: dict[str, Unit] = {
+    name: unit for name in FEATURE_NAMES for unit, names in _FEATURES_BY_UNIT.items() if name in names
+}
+_tagged = [name for names in _FEATURES_BY_UNIT.values() for name in names]
+if sorted(_tagged) != sorted(FEATURE_NAMES):
+    raise ImportError(
+        "every feature needs exactly one unit: "
+        f"untagged {sorted(set(FEATURE_NAMES) - set(_tagged))}, unknown or twice "
+        f"{sorted({n for n in _tagged if n not in FEATURE_NAMES or _tagged.count(n) > 1})}"
+    )
+
+# The features in [price] (USDT per coin): their defaults are prices (m* or P_ref), and a model sees them
+# relative to the row's own mid or close (§7), never raw.
+PRICE_FEATURES: frozenset[str] = frozenset(_FEATURES_BY_UNIT[Unit.PRICE])
 
 
 def _bounds_of(groups: tuple[FeatureGroup, ...]) -> dict[str, tuple[int, int]]:
@@ -254,18 +377,18 @@ def _bounds_of(groups: tuple[FeatureGroup, ...]) -> dict[str, tuple[int, int]]:
 # [start, end) positions of each channel in the feature vector: 0–50, 50–75, 75–110.
 CHANNEL_BOUNDS: dict[str, tuple[int, int]] = _bounds_of(FEATURE_GROUPS)
 
-# FEATURES.md §5, every parameter but SNAPSHOT_INTERVAL_MS (which comes from settings).
+# docs/features.md §5, every parameter but SNAPSHOT_INTERVAL_MS (which comes from settings).
 FEATURE_PARAMETERS: dict[str, Any] = {
-    "BOOK_TOPIC_DEPTH": 50,
-    "BOOK_DEPTH": 50,
+    "BOOK_TOPIC_DEPTH": BOOK_TOPIC_DEPTH,
+    "BOOK_DEPTH": BOOK_DEPTH,
     "W_SHORT": 10,
     "W_LONG": 60,
     "MIN_PAIRS": 10,
     "RATIO_CAP": 100,
     "CLUSTER_SIZE_MULT": 3.0,
     "CLUSTER_MIN_NOTIONAL": 10000,
-    "CANDLE_INTERVAL_MINUTES": 1,
-    "CANDLE_WINDOW": 200,
+    "CANDLE_INTERVAL_MINUTES": CANDLE_INTERVAL_MS // 60_000,
+    "CANDLE_WINDOW": CANDLE_WINDOW,
     "CANDLE_LOOKBACK": 20,
     "VOLUME_CHANGE_CAP": 100,
     "DOJI_BODY_FRAC": 0.1,
@@ -309,7 +432,7 @@ class FeatureSpec:
             raise ValueError("feature names must be unique")
 
     def hashed_object(self) -> dict[str, Any]:
-        """The object whose canonical JSON is hashed (FEATURES.md §1.7)."""
+        """The object whose canonical JSON is hashed (docs/features.md §1.7)."""
         return {
             "definitions_version": self.definitions_version,
             "names": list(self.names),

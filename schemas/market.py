@@ -1,6 +1,6 @@
 """Market-data records: book levels and snapshots, public trades, candles.
 
-Market data is float64, parsed from the exchange's decimal strings (FEATURES.md §6.1); exact decimals
+Market data is float64, parsed from the exchange's decimal strings (docs/features.md §6.1); exact decimals
 are kept only for orders, fills and positions (see `schemas.trading`).
 """
 
@@ -70,7 +70,7 @@ class PublicTrade(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Candle(msgspec.Struct, frozen=True, kw_only=True):
-    """A one-minute kline: volume in base coin, turnover in USDT (FEATURES.md §6.3)."""
+    """A one-minute kline: volume in base coin, turnover in USDT (docs/features.md §6.3)."""
 
     symbol: str
     start_ms: int

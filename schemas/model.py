@@ -1,4 +1,11 @@
-"""The model manifest: everything needed to load, trust and compare a trained model version."""
+"""The model input contract and the model manifest.
+
+The input contract is what training and serving must agree on besides the feature spec: a model reads
+WINDOW consecutive feature vectors of one symbol (the last one at the decision time t) and predicts, per
+horizon of HORIZONS_S, one of N_CLASSES direction classes. The dataset code (`ml.datasets`), the model, the
+predictor and the daemon's live windows all import these; a model's manifest records the horizons it was
+trained for and its parameters the window.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,12 @@ from typing import Any
 import msgspec
 
 from schemas.enums import ModelStatus
+
+WINDOW = 60  # feature vectors per model input: (batch, WINDOW, 110)
+HORIZONS_S: tuple[int, ...] = (10, 30, 60)  # label horizons, seconds after t
+# Direction classes, by class index: the direction −1/0/+1 (dead band around 0) plus one.
+CLASS_NAMES: tuple[str, ...] = ("down", "flat", "up")
+N_CLASSES = len(CLASS_NAMES)
 
 
 class DataWindow(msgspec.Struct, frozen=True, kw_only=True):

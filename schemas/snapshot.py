@@ -1,6 +1,6 @@
 """The raw snapshot row: the one contract between the live daemon and the ML platform.
 
-Exactly the fields of FEATURES.md §6.1, in that order, plus two optional diagnostic fields that no
+Exactly the fields of docs/features.md §6.1, in that order, plus two optional diagnostic fields that no
 feature reads (§6.1 allows them). The builder (trading_daemon) is its only producer.
 """
 
@@ -11,7 +11,10 @@ from typing import Any
 
 import msgspec
 
-BOOK_DEPTH = 50  # levels per side in a row (FEATURES.md §5)
+BOOK_DEPTH = 50  # levels per side in a row (docs/features.md §5)
+# `last_candle_start_ms` of a row built before the builder held any closed candle (docs/features.md §6.1): the
+# candle and indicator features then follow m*(t) row by row.
+NO_CANDLE_PIN = -1
 
 
 class RawSnapshotRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,7 +91,7 @@ NONNEGATIVE_FLOAT_FIELDS = (
 
 
 def validate_row(row: RawSnapshotRow) -> None:
-    """Raise ValueError naming the field when `row` breaks FEATURES.md §6.1."""
+    """Raise ValueError naming the field when `row` breaks docs/features.md §6.1."""
     where = f"RawSnapshotRow {row.symbol}@{row.ts}"
     if not row.symbol:
         raise ValueError(f"{where}: symbol is empty")
@@ -96,8 +99,11 @@ def validate_row(row: RawSnapshotRow) -> None:
         raise ValueError(f"{where}: ts must be positive milliseconds since the epoch")
     if row.interval_ms < 0:
         raise ValueError(f"{where}: interval_ms must be >= 0, got {row.interval_ms}")
-    if row.last_candle_start_ms < -1:
-        raise ValueError(f"{where}: last_candle_start_ms must be -1 (no candle) or a start time")
+    if row.last_candle_start_ms < NO_CANDLE_PIN:
+        raise ValueError(
+            f"{where}: last_candle_start_ms must be {NO_CANDLE_PIN} (no candle) or a start time, "
+            f"got {row.last_candle_start_ms}"
+        )
     for side, n in (("bid", row.n_bid_levels), ("ask", row.n_ask_levels)):
         if not 0 <= n <= BOOK_DEPTH:
             raise ValueError(f"{where}: n_{side}_levels must be in 0..{BOOK_DEPTH}, got {n}")

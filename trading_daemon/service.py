@@ -23,11 +23,12 @@ from pydantic import SecretStr
 
 from infra.db.connection import open_database
 from infra.settings import Settings
+from schemas.features import feature_spec
 from trading_daemon.exchange.clock_sync import keep_clock_synced
-from trading_daemon.exchange.errors import BybitIpBannedError
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
 from trading_daemon.exchange.websocket import BybitPublicWebSocket
+from trading_daemon.features.live import LiveFeatures
 from trading_daemon.lifecycle.startup import StartupRunner, StartupStopped
 from trading_daemon.lifecycle.systemd import SystemdNotifier
 from trading_daemon.market.feed import FeedStats, MarketFeed
@@ -66,20 +67,20 @@ async def run_service(
     own_notifier = notifier is None
     notifier = notifier or SystemdNotifier()  # a no-op unless NOTIFY_SOCKET is set
     metrics = metrics or DaemonMetrics()
-    rest_url, public_url, _ = settings.venue_urls
+    venue = settings.exchange
+    rest_url, public_url = venue.urls.rest, venue.urls.ws_public
     # Starting the embedded server and checking the target are blocking: keep them off the loop.
-    db = await asyncio.to_thread(open_database, settings)
+    db = await asyncio.to_thread(open_database, settings.database)
     pool = await open_recorder_pool(db)
-    recorder = await Recorder.for_var_dir(pool, settings.var_dir).start()
+    recorder = await Recorder(pool, settings.spool.dir).start()
     limiter = RateLimiter(listener=metrics.observe_rate_limit)
     breakers = CircuitBreakerManager(
         BreakerConfig(
-            failure_threshold=settings.circuit_breaker_failure_threshold,
-            cooldown_seconds=settings.circuit_breaker_cooldown_s,
+            failure_threshold=venue.breaker_failure_threshold, cooldown_seconds=venue.breaker_cooldown_s
         ),
         listener=metrics.breaker_state_changed,
     )
-    key, secret = _secret(settings.bybit_api_key), _secret(settings.bybit_api_secret)
+    key, secret = _secret(venue.api_key), _secret(venue.api_secret)
     http = BybitHttpClient(
         rest_url,
         api_key=key,
@@ -90,17 +91,20 @@ async def run_service(
     http.on_time_sync = metrics.exchange_clock_offset_ms.set
     rest = BybitRestClient(http)
     stream = BybitPublicWebSocket(public_url)
+    stream.on_frame_dropped = metrics.ws_frame_dropped
+    # Every row and candle goes to the recorder and to the live features (whose windows the ML gate reads).
+    features = LiveFeatures(
+        settings.feed.symbols, spec=feature_spec(settings.feed.snapshot_interval_ms), metrics=metrics
+    )
     feed = MarketFeed(
-        settings.symbols, stream, rest, recorder, exchange_now_ms=http.now_ms,
-        interval_ms=settings.snapshot_interval_ms, grace_ms=settings.row_grace_ms, metrics=metrics,
-        backfill_min_interval_s=settings.candle_backfill_min_interval_s,
-        backfill_max_interval_s=settings.candle_backfill_max_interval_s,
-    )  # fmt: skip
+        settings.feed, stream, rest, [recorder, features], exchange_now_ms=http.now_ms, metrics=metrics
+    )
     # Books go stale the moment the socket drops, before the resubscription brings their snapshots.
     stream.on_disconnect = feed.on_disconnect
     stream.on_reconnect = _count_reconnect(metrics)
+    # The REST client's clock: an IP ban's end is measured on it, so start-up sits the ban out exactly.
     startup = StartupRunner(
-        stop, notifier=notifier, max_backoff_s=settings.startup_retry_max_s, retry_after=_ban_wait(http)
+        stop, notifier=notifier, max_backoff_s=settings.startup.retry_max_s, clock=http.now_ms
     )
     # From the start: systemd's watchdog may already run while start-up waits for the venue.
     watchdog = loop.create_task(notifier.watchdog_loop(stop), name="systemd-watchdog")
@@ -111,7 +115,7 @@ async def run_service(
             if key or secret:  # recording needs none; configured ones must work (fail now, not at an order)
                 await startup.run("credentials", rest.get_wallet_balance)
             await startup.run("public stream", stream.start)
-            for symbol in settings.symbols:
+            for symbol in settings.feed.symbols:
                 await startup.run(f"candles {symbol}", functools.partial(feed.backfill_candles, symbol))
             await startup.run("subscriptions", feed.subscribe)
         except StartupStopped as exc:
@@ -119,9 +123,9 @@ async def run_service(
         else:
             feed.start_timer()
             clock_sync = loop.create_task(
-                keep_clock_synced(http, settings.clock_sync_interval_s), name="exchange-clock-sync"
+                keep_clock_synced(http, venue.clock_sync_interval_s), name="exchange-clock-sync"
             )
-            log.info("daemon ready", symbols=settings.symbols, venue=rest_url, database=db.redacted)
+            log.info("daemon ready", symbols=settings.feed.symbols, venue=rest_url, database=db.redacted)
             notifier.ready()
             await _report_until_stopped(settings, stop, feed, recorder, metrics, notifier)
     finally:
@@ -157,7 +161,7 @@ async def _report_until_stopped(
     notifier: SystemdNotifier,
 ) -> None:
     """Recorder health into the metrics, and into `systemctl status`, until `stop` is set."""
-    symbols = ",".join(settings.symbols)
+    symbols = ",".join(settings.feed.symbols)
     notifier.status(f"recording {symbols}")
     while not stop.is_set():
         rec = recorder.stats()
@@ -180,17 +184,6 @@ def _secret(value: SecretStr | None) -> str | None:
     """A configured secret, or None when unset or empty (`BYBIT_API_KEY=` in .env)."""
     text = value.get_secret_value() if value is not None else ""
     return text or None
-
-
-def _ban_wait(http: BybitHttpClient) -> Callable[[BaseException], float]:
-    """Start-up waits out an IP ban (HTTP 403) instead of knocking on the door again and again."""
-
-    def wait_s(exc: BaseException) -> float:
-        if isinstance(exc, BybitIpBannedError):
-            return max(0.0, (http.banned_until_ms - http.now_ms()) / 1000)
-        return 0.0
-
-    return wait_s
 
 
 def run(settings: Settings, *, duration_s: float | None = None) -> ServiceReport:

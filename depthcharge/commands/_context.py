@@ -11,7 +11,7 @@ from infra.settings import Settings, load_settings
 
 @contextlib.contextmanager
 def database(settings: Settings | None = None) -> Iterator[Database]:
-    db = open_database(settings or load_settings())
+    db = open_database((settings or load_settings()).database)
     try:
         yield db
     finally:

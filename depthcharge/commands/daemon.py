@@ -11,7 +11,8 @@ from trading_daemon.service import ServiceReport, run
 
 def _run(duration: float | None) -> None:
     settings = load_settings()
-    configure_logging(settings.logs_dir, settings.log_level, retention_days=settings.log_retention_days)
+    logs = settings.logging
+    configure_logging(logs.dir, logs.level, retention_days=logs.retention_days)
     report = run(settings, duration_s=duration)
     print_report(report)
 

@@ -7,6 +7,7 @@ import threading
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from depthcharge.commands._context import database
@@ -29,7 +30,7 @@ def migrate_cmd(revision: str) -> None:
     settings = load_settings()
     with database(settings) as target:
         before = migrations.current_revision(target)
-        after = migrations.upgrade(target, revision, retention_days=settings.market_data_retention_days)
+        after = migrations.upgrade(target, revision, retention_days=settings.database.retention_days)
         click.echo(f"{target.redacted}: {before or 'base'} -> {after or 'base'}")
 
 
@@ -52,11 +53,14 @@ def status_cmd() -> None:
 
 def print_status(status: migrations.SchemaStatus, console: Console | None = None) -> None:
     console = console or Console()
-    mode = "TimescaleDB hypertables" if status.timescaledb else "plain PostgreSQL (BRIN on time)"
+    version = f" {status.timescaledb_version}" if status.timescaledb_version else ""
+    mode = f"TimescaleDB{version} hypertables" if status.timescaledb else "plain PostgreSQL (BRIN on time)"
     state = "up to date" if status.up_to_date else f"behind head {status.head}: run `depthcharge db migrate`"
     console.print(f"[bold]database[/] {status.target} (PostgreSQL {status.server_version})")
     console.print(f"[bold]revision[/] {status.current or 'base'} ({state})")
     console.print(f"[bold]market data[/] {mode}, retention {status.retention_days or '-'} days")
+    if status.plain_reason:
+        console.print(f"[bold]why plain[/] {escape(status.plain_reason)}")
     table = Table(show_header=True, header_style="bold")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -66,9 +70,18 @@ def print_status(status: migrations.SchemaStatus, console: Console | None = None
         if not t.exists:
             table.add_row(t.name, "-", "-", "[red]missing[/]")
             continue
-        size = f"{(t.size_bytes or 0) / 1024:,.0f} kB"
-        table.add_row(t.name, f"{t.rows:,}", size, "hypertable" if t.hypertable else "table")
+        kind = "hypertable" if t.hypertable else "table"
+        if t.compressed_chunks:
+            kind += (
+                f", {t.compressed_chunks}/{t.total_chunks} chunks compressed "
+                f"{_kb(t.before_compression_bytes)} -> {_kb(t.after_compression_bytes)}"
+            )
+        table.add_row(t.name, f"{t.rows:,}", _kb(t.size_bytes), kind)
     console.print(table)
+
+
+def _kb(size_bytes: int | None) -> str:
+    return f"{(size_bytes or 0) / 1024:,.0f} kB"
 
 
 @db.command("url")
@@ -105,7 +118,7 @@ def retention_cmd(days: int | None) -> None:
     settings = load_settings()
     with database(settings) as target, target.connect(autocommit=True) as conn:
         result = enforce_retention(
-            conn, retention_days=days or settings.market_data_retention_days, now_ms=now_ms()
+            conn, retention_days=days or settings.database.retention_days, now_ms=now_ms()
         )
     unit = "chunks" if result.mode == "timescaledb" else "rows"
     deleted = ", ".join(f"{table} {n:,}" for table, n in result.deleted.items())

@@ -7,7 +7,7 @@ stored rows, train, evaluate and register a first model (`depthcharge train`), a
 table. Later issues grow it into trading.
 
 The offline recording ends a day before now: its market is another run of the generator, and its
-candle history (SIM_MARKET.md §13) must not overlap the live exchange's history of the same symbol.
+candle history (docs/exchange_sim_market.md §13) must not overlap the live exchange's history of the same symbol.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ from depthcharge.commands._context import database
 from depthcharge.commands.daemon import print_report
 from depthcharge.commands.db import print_status
 from depthcharge.commands.record_sim import store
-from depthcharge.commands.train import print_training, train_and_register
-from depthcharge.sim_recording import record_synthetic
+from depthcharge.commands.train import print_training
+from depthcharge.offline_recording import record_synthetic
 from exchange_sim.config import SimConfig
 from exchange_sim.market.generator import build_market
 from exchange_sim.server.app import SimServer
 from infra.db import migrate as migrations
 from infra.db.connection import Database
 from infra.settings import Settings, load_settings
+from schemas.features import feature_spec
 from schemas.times import now_ms
 from trading_daemon.observability.logging import configure_logging
 from trading_daemon.service import ServiceReport, run_service
@@ -35,7 +36,7 @@ from trading_daemon.service import ServiceReport, run_service
 
 async def _record(settings: Settings, seconds: float) -> ServiceReport:
     server = SimServer(
-        SimConfig(port=0, symbols=tuple(settings.symbols)),
+        SimConfig(port=0, symbols=settings.feed.symbols),
         lambda venue: build_market(venue.engine, list(venue.instruments), seed=42),
     )
     await server.start()
@@ -46,11 +47,10 @@ async def _record(settings: Settings, seconds: float) -> ServiceReport:
                 "bybit_ws_public_url": f"{server.ws_url}/v5/public/linear",
             }
         )
-        recording.__dict__.pop("venue_urls", None)  # drop the cached URLs of the original settings
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)
         click.echo(
-            f"paper exchange on {server.base_url}; recording {', '.join(settings.symbols)} for {seconds:g} s"
+            f"paper exchange on {server.base_url}; recording {', '.join(settings.feed.symbols)} for {seconds:g} s"
         )
         return await run_service(recording, stop)
     finally:
@@ -71,10 +71,10 @@ async def _record(settings: Settings, seconds: float) -> ServiceReport:
 def demo(seconds: float, train_minutes: int) -> None:
     """Run the demo on the embedded defaults."""
     settings = load_settings()
-    configure_logging(settings.logs_dir, "WARNING")
+    configure_logging(settings.logging.dir, "WARNING")
     with database(settings) as target:
         click.echo(f"database: {target.redacted} ({target.source})")
-        after = migrations.upgrade(target, retention_days=settings.market_data_retention_days)
+        after = migrations.upgrade(target, retention_days=settings.database.retention_days)
         click.echo(f"migrations applied: at revision {after}")
         report = asyncio.run(_record(settings, seconds))
         print_report(report)
@@ -87,18 +87,18 @@ DAY_MS = 86_400_000
 
 
 def _train(target: Database, settings: Settings, minutes: int) -> None:
-    from ml.workflow import quick_config  # PyTorch loads only when the demo trains
+    from ml.workflow import quick_config, train_from_database  # PyTorch loads only when the demo trains
 
     end_ms = (now_ms() - DAY_MS) // 60_000 * 60_000
     start_ms = end_ms - minutes * 60_000
-    symbols = list(settings.symbols)
+    symbols = list(settings.feed.symbols)
     click.echo(f"recording {minutes} min of {', '.join(symbols)} offline (seed 7), ending at {end_ms} ...")
     recording = record_synthetic(
         symbols,
         seconds=minutes * 60,
         seed=7,
         start_ms=start_ms,
-        interval_ms=settings.snapshot_interval_ms,
+        feed=settings.feed,
     )
     added = asyncio.run(store(target, recording))
     click.echo(
@@ -106,13 +106,13 @@ def _train(target: Database, settings: Settings, minutes: int) -> None:
         + "; ".join(f"{s}: {a[0]:,} rows, {a[1]:,} trades, {a[2]:,} candles" for s, a in added.items())
         + "; training ..."
     )
-    run = train_and_register(
+    run = train_from_database(
         target,
         symbols,
-        start_ms,
-        end_ms,
+        start_ms=start_ms,
+        end_ms=end_ms,
         models_dir=settings.models_dir,
-        snapshot_interval_ms=settings.snapshot_interval_ms,
+        spec=feature_spec(settings.snapshot_interval_ms),
         config=quick_config(seed=0),
     )
     print_training(run)

@@ -27,7 +27,7 @@ from exchange_sim.venue import MarketSource, Venue
 def market_factory(
     kind: str, seed: int, recording: Recording | None = None
 ) -> Callable[[Venue], MarketSource]:
-    """The market source: ``synthetic`` (SIM_MARKET.md generator), ``ladder``, or ``replay`` of a recording."""
+    """The market source: ``synthetic`` (the generator of docs/exchange_sim_market.md), ``ladder``, or ``replay`` of a recording."""
     if kind == "replay":
         if recording is None:
             raise click.BadParameter("--market replay needs --replay-source", param_hint="--replay-source")
@@ -69,8 +69,10 @@ def _balance(ctx: click.Context, param: click.Parameter, value: str) -> Decimal:
     default=1.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
-    help="Exchange-clock speed relative to wall time. At a speed other than 1, request timestamps are "
-    "checked against the wall clock, since no client clock can follow the accelerated one.",
+    help="Exchange-clock speed relative to wall time, a ceiling: when the process cannot keep it, the clock "
+    "slows down (every topic keeps its exchange-time cadence) and GET /sim reports the achieved speed. At a "
+    "speed other than 1, request timestamps are checked against the wall clock, since no client clock can "
+    "follow the accelerated one.",
 )
 @click.option("--api-key", default=DEFAULT_API_KEY, show_default=True, help="API key of the account.")
 @click.option(
@@ -134,6 +136,7 @@ def exchange_sim(
         seed=seed,
         symbols=listed,
         speed=speed,
+        auth_clock="exchange" if speed == 1 else "wall",
         accounts=(AccountConfig(api_key=api_key, api_secret=api_secret, balance=balance),),
     )
     try:

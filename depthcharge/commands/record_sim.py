@@ -1,6 +1,6 @@
 """`depthcharge record-sim`: record the paper exchange's synthetic market offline, into the database.
 
-The recording runs on virtual time (`depthcharge.sim_recording`), many times faster than the daemon's
+The recording runs on virtual time (`depthcharge.offline_recording`), many times faster than the daemon's
 live `record`, and its rows, trades and closed candles (the 200-candle history included) are stored
 through the market-data repository's `ingest_*`, which skip what is already stored: recording the same
 start, seed and symbols again adds nothing.
@@ -15,7 +15,7 @@ import click
 
 from depthcharge.commands._context import database
 from depthcharge.commands.recording import parse_time_ms
-from depthcharge.sim_recording import SimRecording, record_synthetic
+from depthcharge.offline_recording import SimRecording, record_synthetic
 from infra.db import migrate as migrations
 from infra.db.connection import Database
 from infra.db.repositories import MarketDataRepository
@@ -28,7 +28,7 @@ BATCH = 5_000  # records per ingest transaction
 
 async def store(db: Database, recording: SimRecording) -> dict[str, tuple[int, int, int]]:
     """Ingest every symbol's rows, trades and candles; returns what was added per symbol."""
-    pool = await db.open_pool(min_size=1, max_size=2)
+    pool = await db.open_pool()
     repo = MarketDataRepository(pool)
     added: dict[str, tuple[int, int, int]] = {}
     try:
@@ -74,7 +74,11 @@ def record_sim(
 ) -> None:
     """Record the synthetic market on virtual time and store rows, trades and candles."""
     settings = load_settings()
-    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else settings.symbols
+    chosen = (
+        [s.strip().upper() for s in symbols.split(",") if s.strip()]
+        if symbols
+        else list(settings.feed.symbols)
+    )
     if not chosen:
         raise click.BadParameter("name at least one symbol", param_hint="--symbols")
     if start is None:
@@ -99,7 +103,7 @@ def record_sim(
                 start_ms=start_ms,
                 shift_at_ms=shift_at_ms,
                 manipulation=not no_manipulation,
-                interval_ms=settings.snapshot_interval_ms,
+                feed=settings.feed,
             )
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None

@@ -1,4 +1,4 @@
-"""Synthetic market generator of the paper exchange (SIM_MARKET.md; docs/exchange_sim_market.md)."""
+"""Synthetic market generator of the paper exchange (docs/exchange_sim_market.md)."""
 
 from exchange_sim.market.generator import SyntheticMarket, build_market
 from exchange_sim.market.params import (

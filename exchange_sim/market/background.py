@@ -2,8 +2,8 @@
 
 The engine's :class:`~exchange_sim.book.OrderBook` is the single truth: every anonymous add, cancel and
 fill acts on it, so user orders resting there meet the simulated flow with exact price-time priority,
-and the server's book stream (``drain_changes``) sees every change. :class:`Depth` keeps, next to it,
-two dense int64 arrays of *anonymous* lots per absolute tick (SIM_MARKET.md §5) so that the background
+and the server's book stream (which diffs the top levels) sees every change. :class:`Depth` keeps, next to it,
+two dense int64 arrays of *anonymous* lots per absolute tick (docs/exchange_sim_market.md §5) so that the background
 batch (§10), frontier and hole seeding (§9) are a handful of numpy operations over ``D`` ticks per side
 instead of a Python loop over levels. Only the levels a batch actually changes are written to the book.
 The mirror stays exact because anonymous volume changes in three ways only: :meth:`Depth.add` and
@@ -54,7 +54,12 @@ class Depth:
         self.p_cancel = 1.0 - np.exp(-dt / lifetime)
         self.cap = 3.0 * self.n * self.s + self.s
         self.stale = 1.0 - math.exp(-dt / bg.stale_tau)
-        self.tilt_mask = d <= bg.tilt_ticks
+        self.tilt_ticks = min(bg.tilt_ticks, self.D)
+        # Both sides of a batch as one array: bids by distance, then asks by distance.
+        self.s2 = np.concatenate((self.s, self.s))
+        self.arrival2 = np.concatenate((self.arrival, self.arrival))
+        self.p_cancel2 = np.minimum(1.0, np.concatenate((self.p_cancel, self.p_cancel)))
+        self.cap2 = np.concatenate((self.cap, self.cap))
         self.zeta_shift = -0.5 * bg.size_sigma**2  # makes the log-normal size factor mean one
 
     # -- mirror ------------------------------------------------------------------------------------
@@ -89,7 +94,7 @@ class Depth:
         lo_i, hi_i = max(lo - self.base, 0), min(hi - self.base, self.W - 1)
         if hi_i < lo_i:
             return []
-        return (np.flatnonzero(self.arr[side][lo_i : hi_i + 1]) + (lo_i + self.base)).tolist()
+        return (self.arr[side][lo_i : hi_i + 1].nonzero()[0] + (lo_i + self.base)).tolist()
 
     def check(self) -> None:
         """Raise ``AssertionError`` if the mirror differs from the book's anonymous volume (tests)."""
@@ -187,7 +192,7 @@ class Depth:
                 arr[-shift:] = old[: self.W + shift]
         self.base = new_base
 
-    # -- background batch (SIM_MARKET.md §10) --------------------------------------------------------
+    # -- background batch (docs/exchange_sim_market.md §10) --------------------------------------------------------
 
     def _slice(self, side: int, touch: int) -> np.ndarray:
         i0 = touch - self.base
@@ -202,56 +207,74 @@ class Depth:
         counts, and costs a cumulative sum and a few uniforms instead of one draw per level (the
         means are mostly far below one).
         """
-        cum = np.cumsum(lam)
+        cum = lam.cumsum()  # array methods: numpy's module functions add a Python wrapper per call
         total = float(cum[-1])
-        out = np.zeros(len(lam))
         if total <= 0:
-            return out
+            return np.zeros(len(lam))
         n = int(self.gen.poisson(total))
-        if n:
-            idx = np.searchsorted(cum, self.gen.random(n) * total, side="right")
-            np.add.at(out, np.minimum(idx, len(lam) - 1), 1.0)
-        return out
+        if not n:
+            return np.zeros(len(lam))
+        idx = cum.searchsorted(self.gen.random(n) * total, side="right")
+        np.minimum(idx, len(lam) - 1, out=idx)
+        return np.bincount(idx, minlength=len(lam)).astype(np.float64)
 
-    def batch(self, side: int, touch: int, alpha: float) -> None:
-        """One Delta_b step of arrivals, cancels and stale cuts over distances 1..D behind ``touch``."""
-        gen = self.gen
-        view = self._slice(side, touch)
-        vol = view.astype(np.float64)
-        tilt = math.exp((self.bg.tilt if side == BID else -self.bg.tilt) * alpha)
-        sk = np.where(self.tilt_mask, tilt, 1.0)
-        boost = np.where(vol == 0, self.bg.empty_boost, 1.0)
-        arrivals = self._poisson(self.arrival * sk * boost)
-        orders = np.ceil(vol / self.s)
+    def batch(self, bid: int, ask: int, alpha: float) -> None:
+        """One Delta_b step of arrivals, cancels and stale cuts over distances 1..D behind both touches.
+
+        Both sides are computed as one array of 2·D levels (bids by distance, then asks), and the
+        arrivals and cancels of all of them come from one Poisson split: the counts are independent
+        either way, and one pass halves the numpy calls, which dominate a batch's cost.
+        """
+        gen, bg, D = self.gen, self.bg, self.D
+        ib, ia = bid - self.base, ask - self.base
+        bid_view = self.arr[BID][ib - D : ib][::-1]  # views into the mirror: writes go through
+        ask_view = self.arr[ASK][ia + 1 : ia + 1 + D]
+        vol_i = np.concatenate((bid_view, ask_view))
+        vol = vol_i.astype(np.float64)
+        s2, tilt_n = self.s2, self.tilt_ticks
+        tilt_b = math.exp(bg.tilt * alpha)
+        tilt_a = 1.0 / tilt_b
+        # Arrival means: the profile, x10 on empty levels, and the alpha tilt near each touch.
+        lam = np.empty(4 * D)
+        arrive = lam[: 2 * D]
+        np.multiply(self.arrival2, np.where(vol_i == 0, bg.empty_boost, 1.0), out=arrive)
+        arrive[:tilt_n] *= tilt_b
+        arrive[D : D + tilt_n] *= tilt_a
         # Cancels per level are Binomial(orders, p); with p below ~0.25 a Poisson draw capped at the
         # number of orders is close, and it lets both draws share the cheap split below.
-        cancels = np.minimum(self._poisson(orders * np.minimum(1.0, self.p_cancel / sk)), orders) * self.s
-        stale = np.maximum(vol - self.cap, 0.0) * self.stale
+        orders = np.ceil(vol / s2)
+        p_cancel = self.p_cancel2.copy()
+        p_cancel[:tilt_n] = np.minimum(1.0, self.p_cancel[:tilt_n] / tilt_b)
+        p_cancel[D : D + tilt_n] = np.minimum(1.0, self.p_cancel[:tilt_n] / tilt_a)
+        np.multiply(orders, p_cancel, out=lam[2 * D :])
+        counts = self._poisson(lam)
+        arrivals = counts[: 2 * D]
+        cancels = np.minimum(counts[2 * D :], orders) * s2
+        stale = np.maximum(vol - self.cap2, 0.0) * self.stale
         # Round to the nearest lot: a fractional cut must not chip one lot off a level every batch.
         new = np.maximum(np.rint(vol - cancels - stale), 0.0)
-        hit = np.flatnonzero(arrivals)
+        hit = arrivals.nonzero()[0]
         if hit.size:
-            zeta = np.exp(self.bg.size_sigma * gen.standard_normal(hit.size) + self.zeta_shift)
-            new[hit] += np.rint(arrivals[hit] * self.s[hit] * zeta)
+            zeta = np.exp(bg.size_sigma * gen.standard_normal(hit.size) + self.zeta_shift)
+            new[hit] += np.rint(arrivals[hit] * s2[hit] * zeta)
         new_i = new.astype(np.int64)
-        diff = new_i - view
-        changed = np.flatnonzero(diff)
+        diff = new_i - vol_i
+        changed = diff.nonzero()[0]
         if not changed.size:
             return
-        view[:] = new_i  # a view into the mirror array (reversed for bids): writes through
-        name = SIDE_NAMES[side]
-        ticks = (touch - 1 - changed) if side == BID else (touch + 1 + changed)
-        add, cancel = self.book.add_anonymous, self.book.cancel_anonymous
-        for tick, delta in zip(ticks.tolist(), diff[changed].tolist(), strict=True):
-            if delta > 0:
-                add(name, tick, delta)
-            else:
-                cancel(name, tick, -delta)
+        bid_view[:] = new_i[:D]
+        ask_view[:] = new_i[D:]
+        split = int(changed.searchsorted(D))
+        deltas = diff[changed].tolist()
+        if split:
+            self.book.apply_anonymous(BUY, (bid - 1 - changed[:split]).tolist(), deltas[:split])
+        if split < changed.size:
+            self.book.apply_anonymous(SELL, (ask + 1 - D + changed[split:]).tolist(), deltas[split:])
 
     # -- statistics --------------------------------------------------------------------------------
 
     def typical_level(self, side: int, touch: int, fallback: float) -> float:
-        """Median anonymous lots over non-empty levels 2..10 ticks behind ``touch`` (SIM_MARKET.md §12 ``L``)."""
+        """Median anonymous lots over non-empty levels 2..10 ticks behind ``touch`` (docs/exchange_sim_market.md §12 ``L``)."""
         vol = self._slice(side, touch)[1:10]
         vol = vol[vol > 0]
         return float(np.median(vol)) if vol.size else fallback

@@ -1,6 +1,6 @@
 """One symbol's event loop: queue-reactive touch events, market orders, sweeps and in-spread quotes.
 
-This is SIM_MARKET.md §8, §9 and §15 for one symbol. Between the fixed-grid boundaries (latent step
+This is docs/exchange_sim_market.md §8, §9 and §15 for one symbol. Between the fixed-grid boundaries (latent step
 every 50 ms, background batch every 100 ms, scripted manipulator actions) the touch evolves as a
 continuous-time Markov chain whose intensities depend on the touch queues and on the normalised gap
 ``G = (V - mid) / g`` between the hidden fair value and the mid. The next event time is kept as an
@@ -76,10 +76,15 @@ class SymbolMarket:
         self.t = float(start_ms)
         self.t_next: float | None = None
         self.lam = 0.0
+        # Book seq and spread when ``lam`` was computed (-1: inputs other than the book changed since).
+        self._lam_seq = -1
+        self._lam_spread = 1
         self.next_latent = float(start_ms + config.latent.step_ms)
         self.next_batch = float(start_ms + config.background.batch_ms)
         # Observables: mark and index EWMAs (ticks), premium average, counters for checks S1 and F1.
         self.mark = self.v
+        self._mark_ticks = 0
+        self._mark_price = Decimal(0)
         self.index = self.v
         self.premium = 0.0
         self.counts = [0] * len(EVENTS)
@@ -102,6 +107,7 @@ class SymbolMarket:
 
     def _refresh(self) -> None:
         """Cache the regime- and shift-dependent quantities after a latent step."""
+        self._lam_seq = -1  # the intensities depend on them: recompute before the next event
         lat, tp = self.latent, self.tp
         rp = self.chain.params[lat.regime]
         shifted = self.chain.shifted(lat.t)
@@ -115,6 +121,21 @@ class SymbolMarket:
 
     def run_until(self, t_end: float, out: list[EngineResult]) -> None:
         """Simulate up to exchange time ``t_end`` (ms), appending the engine results to ``out``."""
+        manip = self.manip
+        if (
+            self.t_next is not None
+            and self.t_next >= t_end
+            and self.next_latent > t_end
+            and self.next_batch > t_end
+            and (manip is None or manip.next_time > t_end)
+            and self.book.seq == self._lam_seq
+        ):
+            # Nothing happens before t_end and nothing changed the intensities since they were last
+            # computed (the book is as it was, no boundary passed): the loop below would only elapse.
+            # The venue advances every 10 ms, most often to a time like this.
+            self._elapse(t_end - self.t, self._lam_spread)
+            self.t = t_end
+            return
         tp = self.tp
         bids, asks = self.book.bids, self.book.asks
         depth, draws = self.depth, self.draws
@@ -122,7 +143,6 @@ class SymbolMarket:
         churn, beta, gamma, nu, fill = tp.churn, tp.beta, tp.gamma_alpha, tp.sweep_rate, tp.fill_rate
         sbar = self.sbar
         counts = self.counts
-        manip = self.manip
         while True:
             bl, al = bids.best(), asks.best()
             if bl is None or al is None:
@@ -153,6 +173,7 @@ class SymbolMarket:
             elif total != self.lam:
                 self.t_next = t + (self.t_next - t) * self.lam / total
             self.lam = total
+            self._lam_seq, self._lam_spread = self.book.seq, ba - bb
             boundary = min(self.next_latent, self.next_batch, t_end)
             if manip is not None and manip.next_time < boundary:
                 boundary = manip.next_time
@@ -321,8 +342,7 @@ class SymbolMarket:
     def _batch(self, bb: int, ba: int) -> None:
         depth, alpha = self.depth, self.latent.alpha
         depth.recentre((bb + ba) // 2)
-        depth.batch(BID, bb, alpha)
-        depth.batch(ASK, ba, alpha)
+        depth.batch(bb, ba, alpha)
         depth.frontier(BID, bb)
         depth.frontier(ASK, ba)
         depth.holes(BID, bb)
@@ -333,7 +353,11 @@ class SymbolMarket:
 
     def mark_price(self) -> Decimal:
         """The mark price (EWMA of the mid) on the tick grid."""
-        return self.spec.ticks_to_price(max(1, round(self.mark)))
+        ticks = max(1, round(self.mark))
+        if ticks != self._mark_ticks:  # asked after every advance; the tick moves far less often
+            self._mark_ticks = ticks
+            self._mark_price = self.spec.ticks_to_price(ticks)
+        return self._mark_price
 
     def funding_rate(self) -> Decimal:
         """Bybit-style rate from the averaged premium: ``P + clamp(0.01% - P, -0.05%, 0.05%)``."""

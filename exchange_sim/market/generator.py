@@ -2,7 +2,7 @@
 
 :class:`SyntheticMarket` owns the market-wide state (regime chain, shared market factor) and one
 :class:`~exchange_sim.market.flow.SymbolMarket` per symbol, each acting directly on the engine's book of
-its symbol. Random streams come from one ``SeedSequence(seed)`` (SIM_MARKET.md §14): the market-wide
+its symbol. Random streams come from one ``SeedSequence(seed)`` (docs/exchange_sim_market.md §14): the market-wide
 streams under spawn key ``(0, …)`` and each symbol's four streams (latent, touch events, background,
 manipulator) under a key derived from the symbol's name, so a symbol's hidden value path is the same
 whichever other symbols run and whether or not manipulation is on. The kline history served at start
@@ -39,7 +39,7 @@ def _gen(seed: int, *key: int) -> Generator:
 
 
 class SyntheticMarket:
-    """Seeded synthetic order flow for several symbols (SIM_MARKET.md), driven by ``advance(to_ms)``.
+    """Seeded synthetic order flow for several symbols (docs/exchange_sim_market.md), driven by ``advance(to_ms)``.
 
     The first :meth:`advance` call fixes the start time and seeds every book around its start price;
     later calls simulate up to the given exchange time. Construct one per engine: it installs itself as
@@ -99,8 +99,11 @@ class SyntheticMarket:
                 market.run_until(end, out)
             self.now = int(to_ms)
             self._factor.forget_before(min(m.latent.n for m in self.markets.values()))
+        marks = self.engine.accounts.marks
         for symbol, market in self.markets.items():
-            self.engine.set_mark_price(symbol, market.mark_price())
+            mark = market.mark_price()
+            if marks.get(symbol) is not mark:  # the same object while the mark's tick holds
+                self.engine.set_mark_price(symbol, mark)
         if self.config.ground_truth_path is not None:
             self._write_ground_truth(Path(self.config.ground_truth_path))
         return out
@@ -111,12 +114,12 @@ class SyntheticMarket:
         return sorted(records, key=lambda r: (r["start_ms"], r["episode_id"]))
 
     def funding_rate(self, symbol: str) -> Decimal:
-        """The funding rate implied by the averaged premium of mark over index (SIM_MARKET.md §13)."""
+        """The funding rate implied by the averaged premium of mark over index (docs/exchange_sim_market.md §13)."""
         market = self.markets.get(symbol)
         return market.funding_rate() if market is not None else BASE_FUNDING_RATE
 
     def kline_history(self, before_ms: int) -> dict[str, list[Candle]]:
-        """One-minute klines of every symbol ending at the minute before ``before_ms`` (SIM_MARKET.md §13).
+        """One-minute klines of every symbol ending at the minute before ``before_ms`` (docs/exchange_sim_market.md §13).
 
         ``config.history_minutes`` per symbol, oldest first, the last close at the start price where the
         live book opens; empty lists when the history is disabled. The venue asks once, before its first

@@ -1,9 +1,9 @@
-"""The kline history the paper exchange serves from its start (SIM_MARKET.md §13 "History").
+"""The kline history the paper exchange serves from its start (docs/exchange_sim_market.md §13.1).
 
 At start the venue asks the market for ``history_minutes`` one-minute klines ending at the minute before
 the start, so that ``GET /v5/market/kline`` (and a client's 200-candle load) returns a full history at
 once. They come from the latent process alone, vectorised at 1 s: the three log-volatility components
-and the jumps of SIM_MARKET.md §6 in the start regime, OHLC per minute on the tick grid, the path shifted
+and the jumps of docs/exchange_sim_market.md §6 in the start regime, OHLC per minute on the tick grid, the path shifted
 so its last close is the start price where the live book opens. Volume is synthetic: the symbol's calm
 minute volume scaled by the minute's volatility, with log-normal noise; turnover is volume times the
 minute's typical price. Each symbol draws from a stream of its own (spawned, not taken from the live

@@ -2,11 +2,11 @@
 
 * :class:`Draws` hands out pre-drawn random numbers so the scalar loops make no per-event numpy call.
 * :class:`RegimeChain` is the continuous-time Markov chain of regimes shared by all symbols
-  (SIM_MARKET.md §7), extended lazily on its own random stream, plus the scheduled shift.
+  (docs/exchange_sim_market.md §7), extended lazily on its own random stream, plus the scheduled shift.
 * :class:`MarketFactor` is the shared normal shock of each latent step, indexed by step number so every
   symbol sees the same value whatever order the symbols are advanced in.
 * :class:`Latent` is one symbol's log fair value ``x = ln V`` with multi-scale stochastic volatility,
-  jumps, regime drift and the slow private signal ``alpha`` (SIM_MARKET.md §6).
+  jumps, regime drift and the slow private signal ``alpha`` (docs/exchange_sim_market.md §6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scripted manipulation episodes with ground truth (SIM_MARKET.md §12).
+"""Scripted manipulation episodes with ground truth (docs/exchange_sim_market.md §12).
 
 A :class:`Manipulator` per symbol draws episode start times from Poisson processes and keeps its timed
 actions in a heap that the symbol's event loop treats as boundaries. Its orders are real engine orders

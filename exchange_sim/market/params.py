@@ -1,4 +1,4 @@
-"""Parameters of the synthetic market (SIM_MARKET.md §6–§12), as frozen dataclasses with validation.
+"""Parameters of the synthetic market (docs/exchange_sim_market.md §6–§12), as frozen dataclasses with validation.
 
 Every figure the generator uses lives here with the design's default, so that a run is a pure function
 of ``(seed, MarketConfig)``. Sizes are in base units (BTC, ETH, SOL) and prices in USDT; the generator
@@ -35,7 +35,7 @@ def _unit(owner: str, **values: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RegimeParams:
-    """One regime's latent-price and flow parameters (SIM_MARKET.md §6 and §8 tables)."""
+    """One regime's latent-price and flow parameters (docs/exchange_sim_market.md §6 and §8 tables)."""
 
     sigma: float  # volatility of log V per sqrt(second), before the symbol scale
     drift: float  # |mu| per second; the sign is drawn at entry into the regime
@@ -75,7 +75,7 @@ DEFAULT_REGIMES: Mapping[str, RegimeParams] = {
 
 @dataclass(frozen=True, slots=True)
 class SymbolParams:
-    """Per-symbol scales (SIM_MARKET.md §6 and §8): start price, touch and background depth profile."""
+    """Per-symbol scales (docs/exchange_sim_market.md §6 and §8): start price, touch and background depth profile."""
 
     start_price: float
     vol_scale: float  # m_sym
@@ -90,7 +90,7 @@ class SymbolParams:
     s_far: float  # ... and far from it
     d0: float  # profile length in ticks
     # Typical traded volume of one calm minute (base units), for the kline history the exchange serves
-    # at start (SIM_MARKET.md §13); None: 25 touch targets. The defaults are the live market's calm figures.
+    # at start (docs/exchange_sim_market.md §13); None: 25 touch targets. The defaults are the live market's calm figures.
     minute_volume: float | None = None
 
     def __post_init__(self) -> None:
@@ -128,7 +128,7 @@ DEFAULT_SYMBOLS: Mapping[str, SymbolParams] = {
 
 @dataclass(frozen=True, slots=True)
 class ShiftParams:
-    """The scheduled regime shift (SIM_MARKET.md §7): multipliers applied from ``at_ms`` on."""
+    """The scheduled regime shift (docs/exchange_sim_market.md §7): multipliers applied from ``at_ms`` on."""
 
     at_ms: int | None = None  # exchange time in ms; None = no shift
     sigma: float = 1.8
@@ -147,7 +147,7 @@ class ShiftParams:
 
 @dataclass(frozen=True, slots=True)
 class LatentParams:
-    """The hidden fair value process (SIM_MARKET.md §6)."""
+    """The hidden fair value process (docs/exchange_sim_market.md §6)."""
 
     step_ms: int = 50
     vol_taus: tuple[float, float, float] = (120.0, 1800.0, 43_200.0)  # seconds
@@ -171,7 +171,7 @@ class LatentParams:
 
 @dataclass(frozen=True, slots=True)
 class TouchParams:
-    """Queue-reactive events near the touch (SIM_MARKET.md §8)."""
+    """Queue-reactive events near the touch (docs/exchange_sim_market.md §8)."""
 
     beta: float = 1.0  # lean of touch targets on the gap G
     gamma_alpha: float = 0.4  # lean of touch targets on alpha
@@ -189,7 +189,7 @@ class TouchParams:
     tau_lag: float = 1.0  # seconds: the gap scale g = sigma * P/tick * sqrt(tau_lag)
     touch_size_sigma: float = 0.8  # sigma of log size of touch adds and cancels
     max_sweep_fraction: float = 0.5  # a sweep or market order walks at most this share of the depth D
-    # Optional order-sign memory (SIM_MARKET.md §8): market orders continue the current metaorder with
+    # Optional order-sign memory (docs/exchange_sim_market.md §8): market orders continue the current metaorder with
     # probability metaorder_continue; metaorder lengths are Pareto with tail exponent metaorder_tail, so
     # the sign autocorrelation decays like a power law (Lillo, Mike & Farmer 2005).
     metaorders: bool = False
@@ -226,7 +226,7 @@ class TouchParams:
 
 @dataclass(frozen=True, slots=True)
 class BackgroundParams:
-    """The background book behind the touch (SIM_MARKET.md §9–§10)."""
+    """The background book behind the touch (docs/exchange_sim_market.md §9–§10)."""
 
     depth: int = 1200  # D: maintained ticks per side
     batch_ms: int = 100  # Delta_b
@@ -267,7 +267,7 @@ class BackgroundParams:
 
 @dataclass(frozen=True, slots=True)
 class ManipulationParams:
-    """Scripted spoofing, layering and benign look-alikes (SIM_MARKET.md §12)."""
+    """Scripted spoofing, layering and benign look-alikes (docs/exchange_sim_market.md §12)."""
 
     enabled: bool = True
     spoof_per_hour: float = 4.0
@@ -319,7 +319,7 @@ class MarketConfig:
     # excess and simulates only the last max_catchup_ms, so a jump of hours cannot stall the venue's
     # driver for minutes. None simulates every jump in full.
     max_catchup_ms: int | None = 120_000
-    # One-minute klines served as history at start (SIM_MARKET.md §13), ending at the minute before the
+    # One-minute klines served as history at start (docs/exchange_sim_market.md §13), ending at the minute before the
     # start; 0 disables. The venue keeps the newest 1500 of each interval.
     history_minutes: int = 1000
 

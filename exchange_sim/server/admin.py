@@ -2,6 +2,8 @@
 
 | method | path | body / query | effect |
 | --- | --- | --- | --- |
+| GET | ``/sim`` | | status: exchange time, requested and achieved clock speed, lag, slip, market, symbols |
+| GET | ``/sim/metrics`` | | Prometheus text: the same clock figures as gauges (``exchange_sim_speed_achieved`` …) |
 | GET | ``/sim/faults`` | | current fault configuration |
 | POST | ``/sim/faults`` | JSON object of fields to change | update; 400 naming a bad field |
 | POST | ``/sim/faults/reset`` | | back to the start configuration |
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from exchange_sim import wire
 from exchange_sim.server.http import state_of
+from exchange_sim.server.metrics import CONTENT_TYPE_LATEST
 
 
 def _error(text: str) -> web.Response:
@@ -36,10 +39,34 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw:
         return {}
-    data = json.loads(raw)
+    data = wire.decode_json(raw)  # the REST API's strict decoder: no NaN, bounded nesting, UTF-8 only
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object")
     return data
+
+
+async def status(request: web.Request) -> web.Response:
+    """The paper exchange's status: its clock (requested and achieved speed, lag, slip) and market.
+
+    ``achieved_speed`` is exchange ms simulated per wall ms over the last few seconds (``null`` until
+    measured); below ``requested_speed`` when the process cannot keep up, the clock slowing down
+    rather than any topic being thinned.
+    """
+    venue = state_of(request).venue
+    market = venue.market
+    return web.json_response(
+        {
+            **venue.speed_status(),
+            "market": type(market).__name__ if market is not None else None,
+            "symbols": list(venue.instruments),
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of the exchange (clock speed, lag, slip)."""
+    body = state_of(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def get_faults(request: web.Request) -> web.Response:
@@ -164,6 +191,8 @@ async def set_mark(request: web.Request) -> web.Response:
 
 def register(app: web.Application) -> None:
     """Add the ``/sim`` routes."""
+    app.router.add_get("/sim", status)
+    app.router.add_get("/sim/metrics", metrics)
     app.router.add_get("/sim/faults", get_faults)
     app.router.add_post("/sim/faults", set_faults)
     app.router.add_post("/sim/faults/reset", reset_faults)

@@ -5,26 +5,39 @@ in-process (``async with SimServer(config) as server: server.base_url``) or from
 for ``/v5`` REST: IP limit (HTTP 403) → injected latency and errors → for private routes the signature
 (§2.3 order: key, time, signature) and the per-UID limit (10006, with the ``X-Bapi-Limit*`` headers on
 every private reply) → the endpoint → the reply, then the private stream messages it caused (§6.8: REST
-reply first), unless a fault withholds or delays the reply.
+reply first), unless a fault withholds or delays the reply. Around all of it, ``http.error_replies`` turns
+any exception into an envelope (bad input 10001, a bug 10016, logged): never an HTTP 500.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from exchange_sim.config import SimConfig
 from exchange_sim.errors import ExchangeError
 from exchange_sim.server import admin, rest_public
 from exchange_sim.server.faults import FaultInjector
-from exchange_sim.server.http import STATE, Params, envelope, json_body, params_error, state_of
+from exchange_sim.server.http import (
+    PROTOCOL_LOG,
+    STATE,
+    WS_PATHS,
+    Params,
+    body_params,
+    envelope,
+    error_replies,
+    json_body,
+    raw_query,
+    read_body,
+    state_of,
+)
+from exchange_sim.server.metrics import SimMetrics
 from exchange_sim.server.ratelimit import RateLimiter
 from exchange_sim.server.rest_private import ROUTES, Endpoint
 from exchange_sim.server.signing import AuthFailure, verify_rest
@@ -32,12 +45,11 @@ from exchange_sim.server.ws_private import PrivateHub
 from exchange_sim.server.ws_public import PublicHub
 from exchange_sim.venue import PrivateMessage, Venue
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 SERVICE_ERROR = 10016
 RATE_LIMITED = 10006
 FAULT_LIMIT_RESET_MS = 1000  # an injected 10006 says the window frees up one second later
-WS_PATHS = ("/v5/public/linear", "/v5/private")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,6 +63,7 @@ class ServerState:
     public: PublicHub
     private: PrivateHub
     auth_now: Callable[[], int]  # the time request timestamps are checked against (SimConfig.auth_clock)
+    metrics: SimMetrics
 
 
 def auth_clock(venue: Venue) -> Callable[[], int]:
@@ -147,7 +160,7 @@ def private_handler(method: str, fn: Endpoint, write: bool) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = state_of(request)
         venue = state.venue
-        raw = await request.read() if method == "POST" else request.raw_path.partition("?")[2].encode()
+        raw = await read_body(request) if method == "POST" else raw_query(request)
         try:
             api_key = verify_rest(
                 request.headers, raw, venue.secrets, state.auth_now(), is_query=method == "GET"
@@ -161,15 +174,7 @@ def private_handler(method: str, fn: Endpoint, write: bool) -> Handler:
             return json_body(body, headers)
         messages: list[PrivateMessage] = []
         try:
-            if method == "POST":
-                try:
-                    data = json.loads(raw) if raw else {}
-                except ValueError as exc:
-                    raise params_error(f"body is not valid JSON: {exc}") from None
-                if not isinstance(data, dict):
-                    raise params_error("body must be a JSON object")
-            else:
-                data = dict(request.query)
+            data = body_params(raw) if method == "POST" else dict(request.query)
             result, messages = fn(venue, api_key, Params(data))
             body = envelope(result, venue.clock.now())
         except ExchangeError as exc:
@@ -182,11 +187,12 @@ def private_handler(method: str, fn: Endpoint, write: bool) -> Handler:
 def build_app(venue: Venue, faults: FaultInjector | None = None) -> web.Application:
     """The aiohttp application serving ``venue``."""
     faults = faults if faults is not None else FaultInjector(venue.config.faults, seed=venue.config.seed)
-    app = web.Application(middlewares=[rest_guard])
+    app = web.Application(middlewares=[error_replies, rest_guard])
     public = PublicHub(venue, faults)
     auth_now = auth_clock(venue)
     private = PrivateHub(venue, faults, auth_now)
-    state = ServerState(venue, faults, RateLimiter(venue.config.rate_limits), public, private, auth_now)
+    limiter = RateLimiter(venue.config.rate_limits)
+    state = ServerState(venue, faults, limiter, public, private, auth_now, SimMetrics(venue))
     app[STATE] = state
     rest_public.register(app, public_handler)
 
@@ -253,13 +259,16 @@ class SimServer:
     async def start(self) -> None:
         """Bind and serve."""
         # handler_cancellation: a client that gives up (timeout fault) frees its handler at once.
-        self.runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        # auto_decompress off: http.read_body decodes Content-Encoding, answering what it cannot with 10001.
+        self.runner = web.AppRunner(
+            self.app, handler_cancellation=True, access_log=None, logger=PROTOCOL_LOG, auto_decompress=False
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.host, self.config.port)
         await site.start()
         if self.config.port == 0:
             self.port = self.runner.addresses[0][1]
-        log.info("paper exchange listening on %s", self.base_url)
+        log.info("paper exchange listening", url=self.base_url)
 
     async def stop(self) -> None:
         """Stop serving and release the port."""

@@ -1,23 +1,30 @@
-"""Order-book publication: ``orderbook.{depth}.{symbol}`` snapshots and deltas (BYBIT_V5.md §5.3).
+"""Order-book publication: ``orderbook.{depth}.{symbol}`` snapshots and deltas (docs/exchange_protocol.md §5.3).
 
 For each symbol and depth the feed keeps the top-``depth`` levels it last published and the topic's
-``u``. At each push interval (10/20/100/200 ms for depths 1/50/200/1000, in wall time, so an accelerated
-clock coalesces pushes instead of multiplying them) it diffs the live book's top ``depth`` against that
-state and publishes one delta with exactly the changed levels (levels that left the window with size
-``"0"``), ``u`` + 1 and the engine's ``seq``; nothing changed, nothing sent. Depth 1 sends snapshots
-only, re-sent unchanged with the same ``u`` every 3 s. A subscriber's first message is a snapshot of the
-published state, so the deltas that follow apply to it exactly. A reset (fault injection or admin)
-restarts a topic at ``u`` = 1 with a snapshot, as Bybit does after a service restart.
+``u``. At each push interval of **exchange time** (10/20/100/200 ms for depths 1/50/200/1000, as Bybit
+pushes them) it diffs the live book's top ``depth`` against that state and publishes one delta with
+exactly the changed levels (levels that left the window with size ``"0"``), ``u`` + 1 and the engine's
+``seq``: changes between two pushes are conflated into one delta; nothing changed, nothing sent. Depth
+1 sends snapshots only, re-sent unchanged with the same ``u`` every 3 s. A subscriber's first message
+is a snapshot of the published state, so the deltas that follow apply to it exactly. A reset (fault
+injection or admin) restarts a topic at ``u`` = 1 with a snapshot, as Bybit does after a service
+restart.
 
-The push clock is injected (``clock_ms``, the wall's monotonic clock by default): an offline recording
-(``depthcharge/sim_recording.py``) passes exchange time, so the cadences hold in exchange time there.
-It reads integer milliseconds so that a 20 ms cadence on a virtual clock is exact, not float-rounded.
+The push clock is exchange time (the venue's clock by default; ``clock_ms`` injects another, e.g. the
+virtual clock of an offline recording, ``depthcharge/offline_recording/``). The venue's driver steps
+every 10 ms of exchange time and calls :meth:`BookFeed.tick` after each step, so at any ``--speed`` a
+client sees one push per interval of exchange time; a process that cannot keep the requested speed
+slows the exchange clock instead of thinning the pushes (see ``exchange_sim/clock.py``). It reads
+integer milliseconds so that a 20 ms cadence is exact, not float-rounded.
+
+A topic nobody subscribes to is not diffed at its interval (``has_subscribers``): it is brought up to
+date, with ``u`` + 1 if the book changed, when it is next read (a subscription's snapshot, the REST
+order book), so an idle depth costs nothing and its stream stays consistent for the next subscriber.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,21 +37,15 @@ PUSH_INTERVAL_MS = {1: 10, 50: 20, 200: 100, 1000: 200}
 DEPTHS = tuple(PUSH_INTERVAL_MS)
 LEVEL1_REPEAT_MS = 3_000
 
-# Milliseconds on some monotonic clock; only differences are used.
+# Exchange time in ms (the venue's clock, or an offline recording's virtual clock).
 PushClock = Callable[[], float]
-
-
-def monotonic_ms() -> float:
-    """The wall's monotonic clock in ms: the live server's push clock."""
-    return time.monotonic() * 1000
-
 
 # (topic, message, is_delta) → delivered to the topic's subscribers by the public WebSocket hub.
 Broadcast = Callable[[str, dict[str, Any], bool], None]
 
 
 class _TopicState:
-    __slots__ = ("asks", "bids", "depth", "last_push", "last_send", "seq", "symbol", "topic", "u")
+    __slots__ = ("asks", "bids", "depth", "idle", "last_push", "last_send", "seq", "symbol", "topic", "u")
 
     def __init__(self, symbol: str, depth: int) -> None:
         self.symbol = symbol
@@ -56,13 +57,15 @@ class _TopicState:
         self.asks: dict[int, int] = {}
         self.last_push = -math.inf  # ms on the feed's push clock; the first tick pushes
         self.last_send = -math.inf
+        self.idle = False  # skipped at a push for want of subscribers: refresh before it is read
 
 
 class BookFeed:
     """Publishes every depth topic of every symbol; ``broadcast`` delivers the messages.
 
     ``depths`` narrows the published depths (an offline recording needs only 50), ``clock_ms`` is the
-    push clock in milliseconds.
+    push clock in exchange milliseconds (default: the venue's clock), ``has_subscribers`` tells whether
+    a topic has anyone to push to (default: always, every topic is pushed at its interval).
     """
 
     def __init__(
@@ -72,7 +75,8 @@ class BookFeed:
         broadcast: Broadcast,
         *,
         depths: Iterable[int] = DEPTHS,
-        clock_ms: PushClock = monotonic_ms,
+        clock_ms: PushClock | None = None,
+        has_subscribers: Callable[[str], bool] | None = None,
     ) -> None:
         self.venue = venue
         self.faults = faults
@@ -81,7 +85,8 @@ class BookFeed:
         unknown = [d for d in self.depths if d not in PUSH_INTERVAL_MS]
         if unknown or not self.depths:
             raise ValueError(f"book depths must be a non-empty subset of {DEPTHS}, got {self.depths}")
-        self.clock_ms = clock_ms
+        self.clock_ms: PushClock = clock_ms if clock_ms is not None else venue.clock.now
+        self.has_subscribers = has_subscribers
         self.topics: dict[str, _TopicState] = {}
         for symbol in venue.instruments:
             for depth in self.depths:
@@ -95,6 +100,8 @@ class BookFeed:
     def snapshot_data(self, symbol: str, depth: int, limit: int | None = None) -> dict[str, Any]:
         """The published state of ``orderbook.{depth}.{symbol}`` as snapshot ``data`` (best first)."""
         state = self.topics[f"orderbook.{depth}.{symbol}"]
+        if state.idle:
+            self._refresh(state)
         spec = self.venue.instruments[symbol]
         bids = sorted(state.bids.items(), reverse=True)[:limit]
         asks = sorted(state.asks.items())[:limit]
@@ -114,12 +121,18 @@ class BookFeed:
     # -- publishing ----------------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> None:
-        """Push every topic whose interval has elapsed (called by the venue driver)."""
+        """Push every topic whose interval of exchange time has elapsed (called after each venue step)."""
         wall = self.clock_ms()
+        has_subscribers = self.has_subscribers
         for state in self.topics.values():
             if wall - state.last_push < PUSH_INTERVAL_MS[state.depth]:
                 continue
             state.last_push = wall
+            if has_subscribers is not None and not has_subscribers(state.topic):
+                state.idle = True
+                continue
+            if state.idle:
+                self._refresh(state)
             if self.faults.book_reset():
                 self.reset(state.symbol, depths=(state.depth,))
                 continue
@@ -134,8 +147,20 @@ class BookFeed:
             state = self.topics[f"orderbook.{depth}.{symbol}"]
             self._load(state)
             state.u = 1
+            state.idle = False
             state.last_send = self.clock_ms()
             self.broadcast(state.topic, self.snapshot_message(state.topic), False)
+
+    def _refresh(self, state: _TopicState) -> None:
+        """Bring an idle topic's published state up to date without sending (nobody was listening)."""
+        state.idle = False
+        book = self.venue.engine.books[state.symbol]
+        if book.seq == state.seq:
+            return
+        old = (state.bids, state.asks)
+        self._load(state)
+        if (state.bids, state.asks) != old:
+            state.u += 1
 
     def _push_level1(self, state: _TopicState, wall: float) -> None:
         old = (state.bids, state.asks)

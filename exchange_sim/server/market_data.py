@@ -1,4 +1,4 @@
-"""Ticker and instrument objects built from the venue's state (BYBIT_V5.md §3.2, §3.5, §5.6)."""
+"""Ticker and instrument objects built from the venue's state (docs/exchange_protocol.md §3.2, §3.5, §5.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bybit's two rate limits (BYBIT_V5.md §1.5), measured on the exchange clock.
+"""Bybit's two rate limits (docs/exchange_protocol.md §1.5), measured on the exchange clock.
 
 * Per IP over all ``/v5`` REST traffic: ``ip_limit`` requests per ``ip_window_ms``; beyond it the IP is
   banned for ``ip_ban_ms`` and every request gets HTTP 403 with no envelope and no rate-limit headers.
@@ -19,7 +19,7 @@ from exchange_sim.config import RateLimitConfig
 
 WINDOW_MS = 1000
 
-# Per-UID limits of the endpoints in BYBIT_V5.md §1.5 (UTA, non-VIP). query-api, account/info and
+# Per-UID limits of the endpoints in docs/exchange_protocol.md §1.5 (UTA, non-VIP). query-api, account/info and
 # coin/query-info are not in that table; they get a limit of their own kind so that a polling client
 # still meets one.
 DEFAULT_ENDPOINT_LIMITS: dict[str, int] = {

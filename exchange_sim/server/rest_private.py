@@ -1,4 +1,4 @@
-"""Private REST endpoints (BYBIT_V5.md §4): orders, executions, positions, leverage, wallet, account.
+"""Private REST endpoints (docs/exchange_protocol.md §4): orders, executions, positions, leverage, wallet, account.
 
 Each endpoint is ``fn(venue, api_key, params) -> (result, messages)``: the ``result`` object of the
 envelope and the private stream messages the call caused, which the server publishes after (or, with

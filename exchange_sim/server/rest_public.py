@@ -1,4 +1,4 @@
-"""Public market REST endpoints (BYBIT_V5.md §3): time, instruments, orderbook, kline, tickers, trades."""
+"""Public market REST endpoints (docs/exchange_protocol.md §3): time, instruments, orderbook, kline, tickers, trades."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def orderbook(venue: Venue, params: Params, feed: BookFeed) -> dict[str, Any]:
     """``GET /v5/market/orderbook``: the book as last published on ``orderbook.1000``, with that ``u``.
 
     Serving the published state rather than the live book keeps ``u`` and the levels consistent, so a
-    client can seed the 1000-level stream from this reply (BYBIT_V5.md §3.3).
+    client can seed the 1000-level stream from this reply (docs/exchange_protocol.md §3.3).
     """
     params.linear()
     spec = get_instrument(params.text("symbol", required=True), venue.instruments)

@@ -1,23 +1,29 @@
-"""Bybit v5 request authentication (BYBIT_V5.md §2): HMAC-SHA256 over the exact bytes received.
+"""Bybit v5 request authentication (docs/exchange_protocol.md §2): HMAC-SHA256 over the exact bytes received.
 
 REST: ``hex(HMAC_SHA256(secret, timestamp + api_key + recv_window + payload))`` where ``payload`` is the
 raw query string (GET, as on the request line: not decoded, not re-ordered) or the raw body (POST).
 Private WebSocket: ``hex(HMAC_SHA256(secret, "GET/realtime" + expires))``.
 
-One allowance: ccxt signs the URL-decoded form of a query it sends percent-encoded (BYBIT_V5.md
-Appendix A), and the paper exchange must accept ccxt unchanged. So a GET whose raw query fails is
+One allowance: ccxt signs the URL-decoded form of a query it sends percent-encoded
+(docs/exchange_protocol.md §11), and the paper exchange must accept ccxt unchanged. So a GET whose raw query fails is
 checked once more against its percent-decoded text; parameter order still has to match what was sent,
 and a query without escapes has only one form, so this widens nothing for pybit-style requests. Checks run in the order of
 §2.3 so that each failure maps to one retCode: key (10003), time window (10002), signature (10004).
+
+Header values are client input like any other: timestamps and windows must be ASCII integers (the number
+grammar of :mod:`exchange_sim.wire`), and a signature that is not 64 hex digits fails as a wrong one does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
+
+from exchange_sim.wire import integer_text, shown
 
 DEFAULT_RECV_WINDOW = 5000
 MAX_CLOCK_LEAD_MS = 1000  # a request may be stamped at most this far ahead of the server (§2.3)
@@ -25,6 +31,7 @@ MAX_CLOCK_LEAD_MS = 1000  # a request may be stamped at most this far ahead of t
 API_KEY_INVALID = 10003
 TIMESTAMP_INVALID = 10002
 SIGNATURE_INVALID = 10004
+_HEX_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def sign(secret: str, message: str | bytes) -> str:
@@ -42,6 +49,13 @@ def rest_prehash(timestamp: str, api_key: str, recv_window: str, payload: str | 
 def ws_auth_signature(secret: str, expires: int | str) -> str:
     """The private WebSocket ``auth`` signature over ``"GET/realtime" + expires`` (§6.2)."""
     return sign(secret, f"GET/realtime{expires}")
+
+
+def signature_matches(given: object, expected: str) -> bool:
+    """Constant-time check of a client's signature (64 hex digits, any case) against ``expected``."""
+    if not isinstance(given, str) or not _HEX_SIGNATURE.fullmatch(given):
+        return False
+    return hmac.compare_digest(given.lower().encode(), expected.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +87,14 @@ def verify_rest(
     timestamp = headers.get("X-BAPI-TIMESTAMP", "")
     recv_header = headers.get("X-BAPI-RECV-WINDOW")
     recv_text = recv_header if recv_header is not None else ""
-    try:
-        ts = int(timestamp)
-        window = int(recv_text) if recv_text else DEFAULT_RECV_WINDOW
-    except ValueError:
+    ts = integer_text(timestamp)
+    window = integer_text(recv_text) if recv_text else DEFAULT_RECV_WINDOW
+    if ts is None or window is None:
         raise AuthFailure(
             TIMESTAMP_INVALID,
-            f"invalid request, X-BAPI-TIMESTAMP {timestamp!r} and X-BAPI-RECV-WINDOW {recv_text!r} must be "
-            "integers in ms",
-        ) from None
+            f"invalid request, X-BAPI-TIMESTAMP {shown(timestamp)} and X-BAPI-RECV-WINDOW {shown(recv_text)} "
+            "must be integers in ms (ASCII digits)",
+        )
     if window <= 0:
         raise AuthFailure(TIMESTAMP_INVALID, f"invalid request, recv_window[{window}] must be positive")
     if not now_ms - window <= ts < now_ms + MAX_CLOCK_LEAD_MS:
@@ -90,12 +103,12 @@ def verify_rest(
             "invalid request, please check your server timestamp or recv_window param. "
             f"req_timestamp[{ts}],server_timestamp[{now_ms}],recv_window[{window}]",
         )
-    given = headers.get("X-BAPI-SIGN", "").lower()
+    given = headers.get("X-BAPI-SIGN", "")
     candidates = [payload]
     if is_query and b"%" in payload:
         candidates.append(unquote_to_bytes(payload))
-    if not given or not any(
-        hmac.compare_digest(given, sign(secret, rest_prehash(timestamp, api_key, recv_text, c)))
+    if not any(
+        signature_matches(given, sign(secret, rest_prehash(timestamp, api_key, recv_text, c)))
         for c in candidates
     ):
         raise AuthFailure(
@@ -121,14 +134,9 @@ def verify_ws_auth(args: object, secrets: Mapping[str, str], now_ms: int) -> str
     secret = secrets.get(api_key)
     if secret is None:
         return None
-    if isinstance(expires, bool) or not isinstance(expires, int | str):
+    expires_ms = integer_text(expires)
+    if expires_ms is None or expires_ms <= now_ms:
         return None
-    try:
-        expires_ms = int(expires)
-    except ValueError:
-        return None
-    if expires_ms <= now_ms:
-        return None
-    if not hmac.compare_digest(signature.lower(), ws_auth_signature(secret, str(expires))):
+    if not signature_matches(signature, ws_auth_signature(secret, str(expires))):
         return None
     return api_key

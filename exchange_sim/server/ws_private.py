@@ -1,4 +1,4 @@
-"""Private WebSocket ``/v5/private`` (BYBIT_V5.md §6): auth, ping, and the order, execution, position
+"""Private WebSocket ``/v5/private`` (docs/exchange_protocol.md §6): auth, ping, and the order, execution, position
 and wallet topics.
 
 Nothing is sent on subscribe (§6.3): messages are pushed as the venue produces them, in the §6.8 order,
@@ -10,7 +10,6 @@ subscribed are not kept for it: the private streams are never replayed.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from exchange_sim.server.faults import FaultInjector
 from exchange_sim.server.signing import verify_ws_auth
-from exchange_sim.server.ws_socket import QueuedSocket
+from exchange_sim.server.ws_socket import QueuedSocket, shown_topic
 from exchange_sim.venue import PrivateMessage, Venue
 
 TOPICS = {
@@ -86,8 +85,10 @@ class PrivateHub:
                     if msg.type == WSMsgType.ERROR:
                         break
                     continue
-                started = self._on_text(conn, msg.data)
-                if started and pump is None:
+                conn.dispatch(
+                    msg.data, lambda request, op, req_id: self._on_request(conn, request, op, req_id)
+                )
+                if conn.api_key is not None and pump is None:
                     pump = asyncio.create_task(self._pump(conn))
         finally:
             self.connections.discard(conn)
@@ -112,69 +113,51 @@ class PrivateHub:
                 {"id": f"{uuid.uuid4().hex}", "topic": topic, "creationTime": now, "data": message.data}
             )
 
-    def _on_text(self, conn: PrivateConnection, text: str) -> bool:
-        """Handle one request; ``True`` once the connection is authenticated (start pumping)."""
-        try:
-            request = json.loads(text)
-            if not isinstance(request, dict):
-                raise ValueError("a request must be a JSON object")
-        except ValueError as exc:
-            conn.send(
-                {
-                    "success": False,
-                    "ret_msg": f"Failed to decode incoming data: {exc}",
-                    "op": "",
-                    "conn_id": conn.conn_id,
-                }
-            )
-            return conn.api_key is not None
-        op = request.get("op")
-        req_id = request.get("req_id")
-        base: dict[str, Any] = {"op": op, "conn_id": conn.conn_id}
-        if req_id is not None:
-            base["req_id"] = req_id if isinstance(req_id, str) else str(req_id)
+    def _on_request(
+        self, conn: PrivateConnection, request: dict[str, Any], op: str, req_id: str | None
+    ) -> None:
+        """Handle one decoded request (see :meth:`QueuedSocket.dispatch`)."""
         if op == "ping":
             conn.send(
                 {
-                    **({"req_id": base["req_id"]} if "req_id" in base else {}),
+                    **({"req_id": req_id} if req_id is not None else {}),
                     "op": "pong",
                     "args": [str(self.venue.clock.now())],
                     "conn_id": conn.conn_id,
                 }
             )
         elif op == "auth":
-            self._auth(conn, request.get("args"), base)
+            self._auth(conn, request.get("args"), req_id)
         elif op in ("subscribe", "unsubscribe"):
-            self._subscribe(conn, op, request.get("args"), base)
+            self._subscribe(conn, op, request.get("args"), req_id)
         else:
-            conn.send({"success": False, "ret_msg": "error:invalid op", **base})
-        return conn.api_key is not None
+            conn.send(conn.reply(op, req_id, False, "error:invalid op"))
 
-    def _auth(self, conn: PrivateConnection, args: Any, base: dict[str, Any]) -> None:
+    def _auth(self, conn: PrivateConnection, args: Any, req_id: str | None) -> None:
         if conn.api_key is not None:
-            conn.send({"success": False, "ret_msg": "Repeat auth", **base})
+            conn.send(conn.reply("auth", req_id, False, "Repeat auth"))
             return
         api_key = verify_ws_auth(args, self.venue.secrets, self.auth_now())
         if api_key is None:
             # Bybit's reply does not say which check failed; the socket stays open for a retry (§6.2).
-            conn.send({"success": False, "ret_msg": "Params Error", **base})
+            conn.send(conn.reply("auth", req_id, False, "Params Error"))
             return
         conn.api_key = api_key
         conn.feed = self.venue.private.subscribe(api_key)
-        conn.send({"success": True, "ret_msg": "", **base})
+        conn.send(conn.reply("auth", req_id, True, ""))
 
-    def _subscribe(self, conn: PrivateConnection, op: str, args: Any, base: dict[str, Any]) -> None:
+    def _subscribe(self, conn: PrivateConnection, op: str, args: Any, req_id: str | None) -> None:
         if conn.api_key is None:
-            conn.send({"success": False, "ret_msg": "Request not authorized", **base})
+            conn.send(conn.reply(op, req_id, False, "Request not authorized"))
             return
         if not isinstance(args, list) or not args:
-            conn.send({"success": False, "ret_msg": "error:args must be a non-empty list of topics", **base})
+            conn.send(conn.reply(op, req_id, False, "error:args must be a non-empty list of topics"))
             return
         bases = [TOPICS.get(t) if isinstance(t, str) else None for t in args]
         failure = ""
         for topic, topic_base in zip(args, bases, strict=True):
             if topic_base is None:
-                failure = failure or f"error:handler not found,topic:{topic}"
+                failure = failure or f"error:handler not found,topic:{shown_topic(topic)}"
         if not failure and len(set(bases)) != len(bases):
             failure = "error:an all-in-one topic and its categorised twin must not be in one request"
         if not failure:
@@ -187,4 +170,4 @@ class PrivateHub:
                         conn.topics[topic_base] = topic
                 elif conn.topics.pop(topic_base, None) is None:
                     failure = failure or f"error:not subscribed,topic:{topic}"
-        conn.send({"success": not failure, "ret_msg": failure, **base})
+        conn.send(conn.reply(op, req_id, not failure, failure))

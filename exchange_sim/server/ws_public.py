@@ -1,4 +1,4 @@
-"""Public WebSocket ``/v5/public/linear`` (BYBIT_V5.md §5): ops, and the orderbook, publicTrade, kline and
+"""Public WebSocket ``/v5/public/linear`` (docs/exchange_protocol.md §5): ops, and the orderbook, publicTrade, kline and
 tickers topics.
 
 Each connection has an outgoing queue drained by its own writer task, so producers (the driver, REST
@@ -10,8 +10,6 @@ requires (Appendix A).
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import math
 import time
 from collections.abc import Iterable
@@ -22,13 +20,11 @@ from aiohttp import WSMsgType, web
 from exchange_sim import wire
 from exchange_sim.events import PublicTrade
 from exchange_sim.klines import INTERVALS, Candle
-from exchange_sim.server.book_feed import DEPTHS, BookFeed, PushClock, monotonic_ms
+from exchange_sim.server.book_feed import DEPTHS, BookFeed, PushClock
 from exchange_sim.server.faults import FaultInjector
 from exchange_sim.server.market_data import ticker_object
-from exchange_sim.server.ws_socket import QueuedSocket
+from exchange_sim.server.ws_socket import QueuedSocket, shown_topic
 from exchange_sim.venue import Venue
-
-log = logging.getLogger(__name__)
 
 TRADES_PER_MESSAGE = 1024
 KLINE_PUSH_MS = 1_000
@@ -38,6 +34,8 @@ TICKER_PUSH_MS = 100
 class Connection(QueuedSocket):
     """One WebSocket connection: its id, subscriptions and outgoing queue."""
 
+    missing_req_id = ""  # public replies always carry req_id
+
     def __init__(self, ws: web.WebSocketResponse) -> None:
         super().__init__(ws)
         self.topics: set[str] = set()
@@ -46,14 +44,16 @@ class Connection(QueuedSocket):
 
 def reply(conn: Connection, op: str, req_id: str, success: bool = True, ret_msg: str = "") -> dict[str, Any]:
     """A control reply in the linear shape of §5.2."""
-    return {"success": success, "ret_msg": ret_msg, "conn_id": conn.conn_id, "req_id": req_id, "op": op}
+    return conn.reply(op, req_id, success, ret_msg)
 
 
 class PublicHub:
     """All public connections and subscriptions; also the venue's :class:`PublicListener`.
 
-    ``depths`` and ``clock_ms`` go to the :class:`BookFeed`; ``clock_ms`` also paces the open-candle and
-    ticker pushes (an offline recording passes exchange time, see ``depthcharge/sim_recording.py``).
+    ``depths`` and ``clock_ms`` go to the :class:`BookFeed`; ``clock_ms`` (exchange time: the venue's
+    clock by default, an offline recording passes its virtual clock, see ``depthcharge/offline_recording/``)
+    also paces the open-candle and ticker pushes, so every topic keeps its cadence per exchange second
+    at any speed. Book topics nobody subscribes to are not diffed (see :class:`BookFeed`).
     """
 
     def __init__(
@@ -62,14 +62,21 @@ class PublicHub:
         faults: FaultInjector,
         *,
         depths: Iterable[int] = DEPTHS,
-        clock_ms: PushClock = monotonic_ms,
+        clock_ms: PushClock | None = None,
     ) -> None:
         self.venue = venue
         self.faults = faults
         self.connections: set[Connection] = set()
         self.subscribers: dict[str, set[Connection]] = {}
-        self.clock_ms = clock_ms
-        self.feed = BookFeed(venue, faults, self.broadcast_book, depths=depths, clock_ms=clock_ms)
+        self.clock_ms: PushClock = clock_ms if clock_ms is not None else venue.clock.now
+        self.feed = BookFeed(
+            venue,
+            faults,
+            self.broadcast_book,
+            depths=depths,
+            clock_ms=self.clock_ms,
+            has_subscribers=lambda topic: bool(self.subscribers.get(topic)),
+        )
         self._last_kline_push = -math.inf
         self._last_ticker_push = -math.inf
         venue.listeners.append(self)
@@ -209,16 +216,9 @@ class PublicHub:
 
     def receive(self, conn: Connection, text: str) -> None:
         """Handle one text frame of ``conn`` (an op request); replies go out through ``conn.send``."""
-        try:
-            request = json.loads(text)
-            if not isinstance(request, dict):
-                raise ValueError("a request must be a JSON object")
-        except ValueError as exc:
-            conn.send(reply(conn, "", "", False, f"Failed to decode incoming data: {exc}"))
-            return
-        op = request.get("op")
-        req_id = request.get("req_id", "")
-        req_id = req_id if isinstance(req_id, str) else str(req_id)
+        conn.dispatch(text, lambda request, op, req_id: self._on_request(conn, request, op, req_id or ""))
+
+    def _on_request(self, conn: Connection, request: dict[str, Any], op: str, req_id: str) -> None:
         args = request.get("args") or []
         if op == "ping":
             conn.send(reply(conn, "ping", req_id, True, "pong"))
@@ -227,7 +227,7 @@ class PublicHub:
         elif op == "unsubscribe":
             self._unsubscribe(conn, req_id, args)
         else:
-            conn.send(reply(conn, str(op or ""), req_id, False, "error:invalid op"))
+            conn.send(reply(conn, op, req_id, False, "error:invalid op"))
 
     def _subscribe(self, conn: Connection, req_id: str, args: Any) -> None:
         if not isinstance(args, list) or not args:
@@ -239,7 +239,7 @@ class PublicHub:
         added: list[str] = []
         for topic in args:
             if not self.valid_topic(topic):
-                failure = failure or f"error:handler not found,topic:{topic}"
+                failure = failure or f"error:handler not found,topic:{shown_topic(topic)}"
             elif topic in conn.topics:
                 failure = failure or f"error:already subscribed,topic:{topic}"
             else:
@@ -264,8 +264,8 @@ class PublicHub:
             return
         failure = ""
         for topic in args:
-            if topic not in conn.topics:
-                failure = failure or f"error:not subscribed,topic:{topic}"
+            if not isinstance(topic, str) or topic not in conn.topics:
+                failure = failure or f"error:not subscribed,topic:{shown_topic(topic)}"
                 continue
             conn.topics.discard(topic)
             conn.tickers.pop(topic, None)

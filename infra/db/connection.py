@@ -7,9 +7,9 @@ With DATABASE_URL the project uses that server; without it, the embedded server 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.db.embedded import EmbeddedPostgres
 from infra.db.errors import DatabaseUnavailable
-from infra.settings import Settings
+from infra.settings import DatabaseConfig, code_defaults
 
 APP_DATABASE = "depthcharge"
 DAGSTER_DATABASE = "dagster"
@@ -58,12 +58,16 @@ def normalise_url(url: str) -> str:
 
 @dataclass
 class Database:
-    """A resolved database: its conninfo, and the embedded server behind it if there is one."""
+    """A resolved database: its conninfo, the embedded server behind it if there is one, and the
+    connection limits of `DatabaseConfig` (`open_database` sets them; built directly, e.g. in tests,
+    it takes the settings' defaults)."""
 
     conninfo: str
     source: str  # "DATABASE_URL", "TEST_DATABASE_URL" or "embedded"
     embedded: EmbeddedPostgres | None = None
-    connect_timeout_s: int = 5
+    connect_timeout_s: int = field(default_factory=lambda: code_defaults().db_connect_timeout_s)
+    pool_min_size: int = field(default_factory=lambda: code_defaults().db_pool_min_size)
+    pool_max_size: int = field(default_factory=lambda: code_defaults().db_pool_max_size)
 
     @property
     def redacted(self) -> str:
@@ -75,9 +79,7 @@ class Database:
 
     def with_dbname(self, dbname: str) -> Database:
         """The same server, another database on it."""
-        return Database(
-            make_conninfo(self.conninfo, dbname=dbname), self.source, self.embedded, self.connect_timeout_s
-        )
+        return dataclasses.replace(self, conninfo=make_conninfo(self.conninfo, dbname=dbname))
 
     def connect(self, *, autocommit: bool = False, dict_rows: bool = False) -> psycopg.Connection[Any]:
         """A sync connection, or DatabaseUnavailable naming the target and the reason."""
@@ -101,12 +103,15 @@ class Database:
         finally:
             conn.close()
 
-    async def open_pool(self, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
-        """An opened async pool; the first connection is made before returning, so a bad target fails here."""
+    async def open_pool(
+        self, *, min_size: int | None = None, max_size: int | None = None
+    ) -> AsyncConnectionPool:
+        """An opened async pool of DB_POOL_MIN_SIZE..DB_POOL_MAX_SIZE connections (unless given); the
+        minimum is connected before returning, so a bad target fails here."""
         pool = AsyncConnectionPool(
             self.conninfo,
-            min_size=min_size,
-            max_size=max_size,
+            min_size=self.pool_min_size if min_size is None else min_size,
+            max_size=self.pool_max_size if max_size is None else max_size,
             open=False,
             kwargs={"connect_timeout": self.connect_timeout_s},
             name=f"depthcharge-{self.dbname}",
@@ -137,14 +142,23 @@ class Database:
             self.embedded.stop()
 
 
-def open_database(settings: Settings, *, dbname: str = APP_DATABASE) -> Database:
+def open_database(config: DatabaseConfig, *, dbname: str = APP_DATABASE) -> Database:
     """Resolve the project's database: DATABASE_URL if set, else start the embedded server."""
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-        return Database(normalise_url(url), "DATABASE_URL", connect_timeout_s=settings.db_connect_timeout_s)
-    embedded = EmbeddedPostgres(Path(settings.pg_dir)).start()
-    db = Database(embedded.uri(dbname), "embedded", embedded, settings.db_connect_timeout_s)
-    db.ensure_database()
+    if config.url is not None:
+        conninfo, source, embedded = normalise_url(config.url.get_secret_value()), "DATABASE_URL", None
+    else:
+        embedded = EmbeddedPostgres(config.pg_dir).start()
+        conninfo, source = embedded.uri(dbname), "embedded"
+    db = Database(
+        conninfo,
+        source,
+        embedded,
+        connect_timeout_s=config.connect_timeout_s,
+        pool_min_size=config.pool_min_size,
+        pool_max_size=config.pool_max_size,
+    )
+    if embedded is not None:
+        db.ensure_database()
     return db
 
 

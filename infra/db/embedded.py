@@ -6,14 +6,15 @@ and stops the server when the last one exits, so the daemon, Dagster and the CLI
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
+import structlog
+
 from infra.db.errors import DatabaseUnavailable
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class EmbeddedPostgres:
@@ -48,7 +49,7 @@ class EmbeddedPostgres:
                 f"See {self.pgdata / 'log'} for the server's own log, or set DATABASE_URL."
             ) from exc
         EmbeddedPostgres._handles[self.pgdata] = EmbeddedPostgres._handles.get(self.pgdata, 0) + 1
-        log.info("embedded postgres ready in %s", self.pgdata)
+        log.info("embedded postgres ready", pgdata=str(self.pgdata))
         return self
 
     def uri(self, database: str) -> str:

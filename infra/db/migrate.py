@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
+from infra.db import timescale
 from infra.db.connection import Database
 from infra.db.errors import DatabaseUnavailable, MigrationError
 
@@ -97,9 +98,15 @@ def _run(db: Database, direction: str, revision: str, **attributes: Any) -> str 
 class TableStatus:
     name: str
     exists: bool
-    rows: int | None  # estimated for large tables
+    rows: int | None
     hypertable: bool
+    # A hypertable's rows live in its chunks: its size is hypertable_size() (compressed chunks at their
+    # compressed size), not the few pages of the parent table; a plain table's is pg_total_relation_size().
     size_bytes: int | None
+    total_chunks: int | None = None
+    compressed_chunks: int | None = None
+    before_compression_bytes: int | None = None  # of the compressed chunks, before and after
+    after_compression_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,8 @@ class SchemaStatus:
     timescaledb: bool
     retention_days: int | None
     tables: tuple[TableStatus, ...]
+    timescaledb_version: str | None = None
+    plain_reason: str | None = None  # why the market data is in plain tables, when it is
 
     @property
     def up_to_date(self) -> bool:
@@ -126,19 +135,45 @@ def schema_status(db: Database) -> SchemaStatus:
         if conn.execute("SELECT to_regclass('storage_settings') AS t").fetchone()["t"]:  # type: ignore[index]
             settings = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM storage_settings")}
         hypertables: set[str] = set()
+        plain_reason: str | None = None
         if settings.get("timescaledb"):
             hypertables = {
                 r["hypertable_name"]
                 for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
             }
-        tables = []
+        elif settings:
+            plain_reason = settings.get("timescaledb_reason")
+            if plain_reason is None:  # migrated before the reason was recorded: say how the server stands
+                now = timescale.check_support(conn)
+                plain_reason = "not recorded by the migration; " + (
+                    now.reason
+                    or f"timescaledb {now.version} is on the server now (a new database may get hypertables)"
+                )
+        tables: list[TableStatus] = []
         for name in TABLES:
             exists = conn.execute("SELECT to_regclass(%s) AS t", (f"public.{name}",)).fetchone()["t"]  # type: ignore[index]
-            rows = size = None
-            if exists:
-                rows = conn.execute(f"SELECT count(*) AS n FROM {name}").fetchone()["n"]  # type: ignore[index]
-                size = conn.execute("SELECT pg_total_relation_size(%s) AS s", (name,)).fetchone()["s"]  # type: ignore[index]
-            tables.append(TableStatus(name, bool(exists), rows, name in hypertables, size))
+            if not exists:
+                tables.append(TableStatus(name, False, None, False, None))
+                continue
+            rows = conn.execute(f"SELECT count(*) AS n FROM {name}").fetchone()["n"]  # type: ignore[index]
+            if name in hypertables:
+                size = timescale.hypertable_size(conn, name)
+                tables.append(
+                    TableStatus(
+                        name,
+                        True,
+                        rows,
+                        True,
+                        size.total_bytes,
+                        size.total_chunks,
+                        size.compressed_chunks,
+                        size.before_compression_bytes,
+                        size.after_compression_bytes,
+                    )
+                )
+            else:
+                total = conn.execute("SELECT pg_total_relation_size(%s) AS s", (name,)).fetchone()["s"]  # type: ignore[index]
+                tables.append(TableStatus(name, True, rows, False, total))
     return SchemaStatus(
         target=db.redacted,
         server_version=version,
@@ -147,4 +182,6 @@ def schema_status(db: Database) -> SchemaStatus:
         timescaledb=bool(settings.get("timescaledb", False)),
         retention_days=settings.get("market_data_retention_days"),
         tables=tuple(tables),
+        timescaledb_version=settings.get("timescaledb_version"),
+        plain_reason=plain_reason,
     )

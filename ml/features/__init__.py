@@ -1,1 +1,1 @@
-"""The 110 features of FEATURES.md, one implementation for the live daemon and for batch jobs."""
+"""The 110 features of docs/features.md, one implementation for the live daemon and for batch jobs."""

@@ -1,4 +1,4 @@
-"""The candle window K(t) of FEATURES.md §1.3 and the per-symbol store of closed candles it is cut from.
+"""The candle window K(t) of docs/features.md §1.3 and the per-symbol store of closed candles it is cut from.
 
 K(t) is the contiguous run of closed one-minute candles ending at the row's pinned candle k_0, the newest
 `CANDLE_WINDOW` of them; a missing minute ends it. Every candle and indicator feature is a function of K(t)
@@ -18,13 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.arrow import CANDLES
-from schemas.features import FEATURE_PARAMETERS
+from schemas.features import CANDLE_WINDOW
 from schemas.market import CANDLE_INTERVAL_MS, Candle
+from schemas.snapshot import NO_CANDLE_PIN
 
-CANDLE_WINDOW: int = FEATURE_PARAMETERS["CANDLE_WINDOW"]
-if FEATURE_PARAMETERS["CANDLE_INTERVAL_MINUTES"] * 60_000 != CANDLE_INTERVAL_MS:
-    raise ImportError("the feature spec's CANDLE_INTERVAL differs from schemas.market.CANDLE_INTERVAL_MS")
-NO_PIN = -1  # `last_candle_start_ms` of a row built before any closed candle (§6.1)
 # Live rows pin the newest closed candle, so a store of twice the window keeps every pin a row can name,
 # with room for a late backfill, at a few tens of kilobytes per symbol.
 DEFAULT_CAPACITY = 2 * CANDLE_WINDOW
@@ -139,7 +136,7 @@ class CandleWindow:
     @property
     def k0_start(self) -> int:
         """Start of the newest candle k_0, or −1 for the empty window (a row without a pin)."""
-        return int(self.start_ms[-1]) if len(self.start_ms) else NO_PIN
+        return int(self.start_ms[-1]) if len(self.start_ms) else NO_CANDLE_PIN
 
     @classmethod
     def from_candles(cls, candles: Iterable[Candle]) -> CandleWindow:
@@ -193,7 +190,7 @@ class CandleHistory:
     @property
     def newest_start(self) -> int:
         """Start of the newest held candle, or −1 when empty."""
-        return max(self._candles) if self._candles else NO_PIN
+        return max(self._candles) if self._candles else NO_CANDLE_PIN
 
     def add(self, candle: Candle) -> None:
         """Hold one closed candle of this symbol (any order; a repeat of an identical candle is a no-op)."""
@@ -238,9 +235,9 @@ class CandleHistory:
             self._dropped_through = max(self._dropped_through, oldest)
 
     def window(self, pin_ms: int) -> CandleWindow:
-        """K(t) for a row pinning `pin_ms` (FEATURES.md §1.3): empty for −1; raises `MissingCandleError`
+        """K(t) for a row pinning `pin_ms` (docs/features.md §1.3): empty for −1; raises `MissingCandleError`
         when the pinned candle is not held (never another candle instead)."""
-        if pin_ms == NO_PIN:
+        if pin_ms == NO_CANDLE_PIN:
             return EMPTY_WINDOW
         if pin_ms < 0 or pin_ms % CANDLE_INTERVAL_MS:
             raise ValueError(f"{self.symbol}: pin {pin_ms} is neither −1 nor a minute start")

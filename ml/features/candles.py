@@ -1,4 +1,4 @@
-"""Candle features #51–75 of FEATURES.md §3: functions of the candle window K(t) and, for defaults, of m*(t).
+"""Candle features #51–75 of docs/features.md §3: functions of the candle window K(t) and, for defaults, of m*(t).
 
 k_0 is the last element of the window's arrays, k_1 the one before. Every feature needs a minimum number of
 candles (the "inputs" column of §3) and takes its default with fewer; price-valued defaults are

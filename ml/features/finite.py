@@ -1,6 +1,7 @@
-"""The finiteness rule of FEATURES.md §1.5: a non-finite result becomes the feature's default and is counted.
+"""The finiteness rule of docs/features.md §1.5: a non-finite result becomes the feature's default and is counted.
 
-On realistic data the count stays at zero (a test asserts it); the daemon exports it as a metric, so a
+On realistic data the count stays at zero (a test asserts it); the daemon exports it as the metric
+`depthcharge_feature_values_replaced_total{feature}`, so a
 definition that divides by zero in production shows up instead of silently feeding defaults to a model.
 """
 
@@ -20,7 +21,7 @@ def replace_non_finite(values: np.ndarray, defaults: np.ndarray, first_index: in
     """Put ``defaults`` where ``values`` is NaN or ±inf, counting each replacement by feature name.
 
     ``values`` and ``defaults`` cover the features ``first_index`` … ``first_index + len(values) - 1``
-    (0-based vector positions, i.e. FEATURES.md # − 1). Returns ``values``, modified in place.
+    (0-based vector positions, i.e. docs/features.md # − 1). Returns ``values``, modified in place.
     """
     bad = ~np.isfinite(values)
     if bad.any():

@@ -1,4 +1,4 @@
-"""Indicator features #76–110 of FEATURES.md §4: TA-Lib on exactly K(t), oldest first, and the compositions
+"""Indicator features #76–110 of docs/features.md §4: TA-Lib on exactly K(t), oldest first, and the compositions
 TA-Lib lacks.
 
 TA-Lib is called with the window's float64 arrays at its library-default global settings; a feature is the

@@ -1,4 +1,4 @@
-"""The order-book channel, features #1–50 of FEATURES.md §2, as one pure function of a RowWindow.
+"""The order-book channel, features #1–50 of docs/features.md §2, as one pure function of a RowWindow.
 
 Live and batch both call :func:`orderbook_features` on windows of at most 61 rows (§1.6: one implementation),
 so they agree to the last bit. The per-row quantities it reads (k-level sums, mid, spread, the pair quantities
@@ -94,7 +94,7 @@ class OrderBookParams:
                 cluster_min_notional=float(params["CLUSTER_MIN_NOTIONAL"]),
             )
         except KeyError as exc:
-            raise KeyError(f"feature parameters lack {exc.args[0]!r} (FEATURES.md §5)") from None
+            raise KeyError(f"feature parameters lack {exc.args[0]!r} (docs/features.md §5)") from None
 
 
 DEFAULT_PARAMS = OrderBookParams()

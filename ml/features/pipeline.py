@@ -1,4 +1,4 @@
-"""The feature pipeline: the three channels combined into the 110-vector of FEATURES.md, live and batch.
+"""The feature pipeline: the three channels combined into the 110-vector of docs/features.md, live and batch.
 
 One per-row function serves both paths (§1.6): :func:`row_features` reads a :class:`RowWindow` (order-book
 channel #1–50) and the candle window K(t) of the row's pin (candle #51–75 and indicator #76–110 channels).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ml.features.candle_window import DEFAULT_CAPACITY, NO_PIN, CandleHistory, CandleWindow
+from ml.features.candle_window import DEFAULT_CAPACITY, CandleHistory, CandleWindow
 from ml.features.candles import candle_features
 from ml.features.indicators import indicator_features
 from ml.features.orderbook import OrderBookParams, orderbook_features
@@ -35,7 +35,7 @@ from schemas.features import (
     feature_spec,
 )
 from schemas.market import Candle
-from schemas.snapshot import RawSnapshotRow
+from schemas.snapshot import NO_CANDLE_PIN, RawSnapshotRow
 
 _OB_END = CHANNEL_BOUNDS["orderbook"][1]
 # Parameters read by the order-book channel; the candle and indicator channels use FEATURE_PARAMETERS.
@@ -113,7 +113,7 @@ class CandleChannels:
 
     def values(self, pin_ms: int, m_star: float) -> np.ndarray:
         """(60,) candle then indicator features for a row pinning ``pin_ms`` with reference mid ``m_star``."""
-        if pin_ms == NO_PIN:
+        if pin_ms == NO_CANDLE_PIN:
             return _channels_of(CandleWindow.EMPTY, m_star)
         cached = self._cache.get(pin_ms)
         if cached is None:
@@ -182,7 +182,9 @@ class LiveFeatureEngine:
         """The features at this row (rows strictly increasing in ``ts``)."""
         if row.symbol != self.symbol:
             raise ValueError(f"LiveFeatureEngine({self.symbol}) got a row of {row.symbol}@{row.ts}")
-        if row.last_candle_start_ms != NO_PIN:  # a missing pinned candle raises before the row is buffered
+        if (
+            row.last_candle_start_ms != NO_CANDLE_PIN
+        ):  # a missing pinned candle raises before the row is buffered
             self._channels.values(row.last_candle_start_ms, row_m_star(row))
         window = self._rows.append(row)
         return FeatureVector(self.symbol, row.ts, row_features(window, self._channels, self._params))

@@ -1,6 +1,6 @@
 """Row windows: the columnar view of the raw snapshot rows that the order-book features read.
 
-FEATURES.md §1.2: the features at row t read the rows of t's segment ending at t, at most
+docs/features.md §1.2: the features at row t read the rows of t's segment ending at t, at most
 ``max(W_SHORT, W_LONG) + 1`` = 61 of them (the window and the predecessor of its oldest row). Both paths build
 the same :class:`RowWindow` and hand it to the same per-row function, so they agree to the last bit:
 

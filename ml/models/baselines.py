@@ -20,7 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ml.datasets import N_CLASSES, WindowedDataset
+from ml.datasets import WindowedDataset
+from schemas.model import N_CLASSES
 
 
 class Transform(Protocol):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from schemas.features import CHANNEL_BOUNDS, N_FEATURES
+from schemas.model import HORIZONS_S, N_CLASSES, WINDOW
 
 NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("gelu", "relu", "silu")
@@ -44,9 +45,9 @@ class ModelConfig:
     """Every size and switch of the model; stored in the manifest as ``params["model_config"]``."""
 
     n_features: int = N_FEATURES
-    window: int = 60
-    horizons: int = 3
-    n_classes: int = 3
+    window: int = WINDOW
+    horizons: int = len(HORIZONS_S)
+    n_classes: int = N_CLASSES
     # [start, end) feature ranges encoded apart before the CNN; () feeds the features to the CNN as they are.
     channel_groups: tuple[tuple[int, int], ...] = DEFAULT_CHANNEL_GROUPS
     encoder_dim: int = 8  # output width of each channel encoder

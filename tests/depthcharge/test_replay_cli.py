@@ -20,7 +20,7 @@ from infra.db.connection import Database
 from infra.db.repositories import MarketDataRepository
 from schemas.arrow import raw_rows_to_table
 from schemas.snapshot import RawSnapshotRow
-from tests.fixtures.rows import snapshot_rows
+from testkit.rows import snapshot_rows
 
 
 def _free_port() -> int:

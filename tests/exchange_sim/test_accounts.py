@@ -43,7 +43,7 @@ def assert_books_balance(account: Account) -> None:
 
 
 def test_position_margins_match_the_documented_example(account: Account) -> None:
-    """BYBIT_V5.md §4.10: 0.010 BTC at 64 000, 10x → positionIM 64.352, positionMM 3.552."""
+    """docs/exchange_protocol.md §4.10: 0.010 BTC at 64 000, 10x → positionIM 64.352, positionMM 3.552."""
     effect = account.apply_trade("BTCUSDT", "Buy", D("64000"), D("0.010"), True, T0, 1)
     assert effect.fee == D("0.128") and effect.fee_rate == D("0.0002")
     pos = account.position("BTCUSDT")

@@ -399,7 +399,7 @@ def test_funding_through_the_engine(engine: MatchingEngine) -> None:
 
 
 def test_queue_position_behind_earlier_volume(engine: MatchingEngine) -> None:
-    """SIM_MARKET.md U2: a bid that joined behind 0.5 BTC fills only after that 0.5 has traded."""
+    """docs/exchange_sim_market.md §16, check U2: a bid that joined behind 0.5 BTC fills only after that 0.5 has traded."""
     engine.submit("mm", limit("Buy", "0.5", "64000"))
     mine = engine.submit("alice", limit("Buy", "0.1", "64000")).order
     assert mine is not None

@@ -13,7 +13,7 @@ from exchange_sim.replay import ReplayError, ReplayMarket
 from schemas.arrow import raw_rows_to_table, trades_to_table
 from schemas.enums import Side
 from schemas.market import PublicTrade
-from tests.fixtures.rows import T0_MS, snapshot_rows
+from testkit.rows import T0_MS, snapshot_rows
 
 
 class Clock:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.datasets import WINDOW, WindowedDataset
+from ml.datasets import WindowedDataset
 from ml.models.hybrid_cnn_lstm import ModelConfig
+from schemas.model import WINDOW
 
 PATTERN_FEATURES = slice(0, 8)  # order-book channel
 LAGGED_FEATURES = slice(80, 88)  # indicator channel

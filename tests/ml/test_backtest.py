@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ml.backtest import MAKER_FEE_BPS, TAKER_FEE_BPS, BacktestConfig, Trade, backtest, signals, summarise
-from ml.datasets import WINDOW, WindowedDataset
+from ml.datasets import WindowedDataset
+from schemas.model import WINDOW
 
 T0 = 1_767_225_600_000
 

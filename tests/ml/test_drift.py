@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from depthcharge.sim_recording import DEFAULT_START_MS
+from depthcharge.offline_recording import DEFAULT_START_MS
 from ml.drift import (
     PSI_EPSILON,
     SEVERITIES,
@@ -178,7 +178,7 @@ def _halves(shift_at_ms: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.slow  # two 30-minute recordings on a cold cache, two evidently reports
 def test_drift_flags_the_synthetic_markets_scheduled_shift_and_stays_quiet_without_it(tmp_path: Path) -> None:
-    # SIM_MARKET.md §7: from shift_at the volatility rises 1.8x, market orders double and touch depth halves.
+    # docs/exchange_sim_market.md §7: from shift_at the volatility rises 1.8x, market orders double and touch depth halves.
     before, after = _halves(DEFAULT_START_MS + 900_000)
     shifted = detect_drift(before, after, tmp_path, name="shift")
     assert SEVERITIES.index(shifted.severity) >= SEVERITIES.index("medium"), shifted.log_text()

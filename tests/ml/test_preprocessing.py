@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml.preprocessing import DEFAULT_CLIP, KINDS, FeaturePreprocessor, transform_kinds
-from schemas.features import FEATURE_NAMES, feature_spec
+from schemas.features import FEATURE_NAMES, FEATURE_UNITS, Unit, feature_spec
 
 SPEC = feature_spec()
 IX = {n: i for i, n in enumerate(FEATURE_NAMES)}
@@ -51,6 +51,26 @@ def test_every_feature_has_a_known_kind_and_the_kinds_follow_features_md_7() -> 
     assert kinds["atr_14"] == "ratio_to_close" and kinds["order_flow_imbalance"] == "depth_slog"
     assert kinds["kyle_lambda"] == "slog" and kinds["nvi"] == "log_nvi" and kinds["book_depth_ratio"] == "log"
     assert kinds["imbalance_5"] == "identity" and kinds["rsi_14"] == "identity"
+
+
+def test_no_feature_with_a_unit_of_scale_reaches_the_scaler_raw() -> None:
+    """The kinds come from the units of schemas.features: every price, price difference, size, notional,
+    rate and count is made relative or compressed; only dimensionless units pass as they are."""
+    kinds = dict(zip(FEATURE_NAMES, transform_kinds(FEATURE_NAMES), strict=True))
+    relative = {
+        Unit.PRICE: {"bps_from_mid", "frac_of_close"},
+        Unit.PRICE_DIFF: {"ratio_to_close", "spread_bps"},
+    }
+    compressed = {Unit.BASE, Unit.USDT, Unit.PER_SECOND, Unit.COUNT, Unit.BPS_PER_MUSDT}
+    for name, unit in FEATURE_UNITS.items():
+        if unit in relative:
+            assert kinds[name] in relative[unit], name
+        elif unit in compressed:
+            assert kinds[name] in ("depth_slog", "slog"), name
+        elif unit is Unit.RATIO:
+            assert kinds[name] == "log", name
+    exceptions = {n for n, u in FEATURE_UNITS.items() if u not in (*relative, *compressed, Unit.RATIO)}
+    assert {n for n in exceptions if kinds[n] != "identity"} == {"volume_change_rate", "nvi"}
 
 
 def test_row_local_values_by_hand() -> None:

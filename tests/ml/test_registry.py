@@ -31,7 +31,7 @@ from ml.registry import (
 from schemas.enums import ModelStatus
 from schemas.features import feature_spec
 from schemas.model import DataWindow, ModelManifest
-from tests.fixtures.rows import T0_MS
+from testkit.rows import T0_MS
 
 torch.set_num_threads(1)
 
@@ -276,14 +276,12 @@ def test_concurrent_promotions_have_one_winner(registry: ModelRegistry, db: Data
     assert rows == [(winners[0],)]
 
 
-def test_connection_factory_default_root_and_default_factory(
-    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
-    registry = ModelRegistry(lambda: db.connect(autocommit=True), factories={"tiny": tiny_factory})
-    assert registry.root == tmp_path / "var" / "models"
+def test_connection_factory_and_default_factory(db: Database, tmp_path: Path) -> None:
+    root = tmp_path / "var" / "models"
+    registry = ModelRegistry(lambda: db.connect(autocommit=True), root, factories={"tiny": tiny_factory})
+    assert registry.root == root
     manifest = save(registry, seed=1, metrics={})
-    assert (tmp_path / "var" / "models" / manifest.version / WEIGHTS_FILE).is_file()
+    assert (root / manifest.version / WEIGHTS_FILE).is_file()
     assert [m.version for m in registry.list()] == [manifest.version]
     assert set(registry.factories) == {HYBRID_CNN_LSTM, "tiny"}
     with pytest.raises(InvalidModelInput, match="must contain 'model_config'"):

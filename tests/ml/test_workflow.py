@@ -3,6 +3,7 @@ evaluated candidate → a registered, promoted version that serves what it was e
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pyarrow as pa
 import pytest
 import torch
 
+from depthcharge.offline_recording import SimRecording
 from infra.db.connection import Database
-from ml.datasets import WINDOW, LabelledRows
+from infra.db.repositories import MarketDataRepository
+from ml.datasets import LabelledRows
 from ml.evaluation import PROMOTION_METRIC
 from ml.inference import Predictor
 from ml.preprocessing import FeaturePreprocessor
@@ -21,15 +24,20 @@ from ml.training import predict_proba
 from ml.workflow import (
     MODEL_NAME,
     CandidateConfig,
+    NoRecordedData,
     labelled_features,
+    load_labelled_features,
     promote_if_better,
     quick_config,
+    recorded_span,
     register_candidate,
     train_candidate,
+    train_from_database,
 )
 from schemas.enums import ModelStatus
 from schemas.features import feature_spec
-from tests.fixtures.recorded import recorded_arrow
+from schemas.model import WINDOW
+from tests.fixtures.recorded import recorded_arrow, recorded_market
 
 SPEC = feature_spec()
 
@@ -117,3 +125,46 @@ def test_training_refuses_too_little_data() -> None:
         train_candidate(table.slice(0, 50), _tiny())
     with pytest.raises(ValueError, match="too little data"):
         train_candidate(table.slice(0, 100), _tiny())
+
+
+def _store_recording(db: Database, seconds: int, symbol: str = "BTCUSDT") -> None:
+    rec = recorded_market(seconds=seconds, symbols=(symbol,), seed=7)  # records outside the event loop
+    asyncio.run(_ingest(db, rec, symbol))
+
+
+async def _ingest(db: Database, rec: SimRecording, symbol: str) -> None:
+    pool = await db.open_pool()
+    try:
+        repo = MarketDataRepository(pool)
+        await repo.ingest_snapshots(rec.rows[symbol])
+        await repo.ingest_candles(rec.candles[symbol])
+    finally:
+        await pool.close()
+
+
+def test_training_data_from_the_database_equals_the_recording(db: Database, tmp_path: Path) -> None:
+    """`ml.workflow` reads the recorded rows and the candle history they need through `infra.db`."""
+    _store_recording(db, 1800)
+    rows = recorded_market(seconds=1800, symbols=("BTCUSDT",), seed=7).rows["BTCUSDT"]
+    span = recorded_span(db, "BTCUSDT")
+    assert span == (rows[0].ts, rows[-1].ts)
+    assert recorded_span(db, "ETHUSDT") is None
+    loaded = load_labelled_features(db, "BTCUSDT", *span, spec=SPEC)
+    assert loaded.equals(_labelled(1800))
+    with pytest.raises(NoRecordedData, match="no rows of BTCUSDT recorded between 0 and 1000"):
+        load_labelled_features(db, "BTCUSDT", 0, 1000, spec=SPEC)
+    with pytest.raises(NoRecordedData, match="nothing recorded for ETHUSDT: record first"):
+        train_from_database(
+            db, ["BTCUSDT", "ETHUSDT"], models_dir=tmp_path / "models", spec=SPEC, config=_tiny()
+        )
+
+
+@pytest.mark.slow  # a tiny training run on 30 minutes of rows
+def test_train_from_database_registers_and_promotes_the_first_model(db: Database, tmp_path: Path) -> None:
+    _store_recording(db, 1800)
+    run = train_from_database(db, ["BTCUSDT"], models_dir=tmp_path / "models", spec=SPEC, config=_tiny())
+    assert run.rows == {"BTCUSDT": _labelled(1800).num_rows}
+    assert run.decision.promoted, run.decision.reason
+    assert (tmp_path / "models" / run.manifest.version).is_dir()
+    production = ModelRegistry(db, root=tmp_path / "models").production()
+    assert production is not None and production.version == run.manifest.version

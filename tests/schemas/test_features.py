@@ -8,18 +8,24 @@ from pathlib import Path
 import pytest
 
 from schemas.features import (
+    BOOK_TOPIC_DEPTH,
+    CANDLE_WINDOW,
     CHANNEL_BOUNDS,
     DEFINITIONS_VERSION,
     FEATURE_GROUPS,
     FEATURE_NAMES,
     FEATURE_PARAMETERS,
+    FEATURE_UNITS,
     N_FEATURES,
     PRICE_FEATURES,
     Channel,
+    Unit,
     feature_spec,
 )
+from schemas.market import CANDLE_INTERVAL_MS
+from schemas.snapshot import BOOK_DEPTH
 
-FEATURES_MD = Path(__file__).resolve().parents[3] / "shared" / "FEATURES.md"
+FEATURES_DOC = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 
 
 def test_110_unique_names_in_three_channels() -> None:
@@ -29,9 +35,8 @@ def test_110_unique_names_in_three_channels() -> None:
     assert sum(len(g.features) for g in FEATURE_GROUPS if g.channel is Channel.CANDLE) == 25
 
 
-@pytest.mark.skipif(not FEATURES_MD.exists(), reason="shared/FEATURES.md is not beside the checkout")
-def test_names_order_and_version_match_features_md() -> None:
-    text = FEATURES_MD.read_text()
+def test_names_order_and_version_match_the_features_doc() -> None:
+    text = FEATURES_DOC.read_text(encoding="utf-8")
     documented = [(int(n), name) for n, name in re.findall(r"^\| (\d+) \| ([a-z0-9_]+) \|", text, re.M)]
     assert documented == list(enumerate(FEATURE_NAMES, start=1))
     assert f"Definitions version: **{DEFINITIONS_VERSION}**" in text
@@ -41,10 +46,33 @@ def test_names_order_and_version_match_features_md() -> None:
         ), section
 
 
-@pytest.mark.skipif(not FEATURES_MD.exists(), reason="shared/FEATURES.md is not beside the checkout")
-def test_price_features_are_the_ones_features_md_tags_price() -> None:
-    tagged = re.findall(r"^\| \d+ \| ([a-z0-9_]+) \| \[price\] ", FEATURES_MD.read_text(), re.M)
+def test_price_features_are_the_ones_the_features_doc_tags_price() -> None:
+    tagged = re.findall(
+        r"^\| \d+ \| ([a-z0-9_]+) \| \[price\] ", FEATURES_DOC.read_text(encoding="utf-8"), re.M
+    )
     assert set(tagged) == PRICE_FEATURES and len(tagged) == len(PRICE_FEATURES) == 28
+
+
+def test_every_unit_is_the_one_the_features_doc_tags() -> None:
+    documented = {
+        name: tag.replace("\u2212", "-")  # the doc writes a typographic minus
+        for name, tag in re.findall(
+            r"^\| \d+ \| ([a-z0-9_]+) \| \[([^\]]+)\] ", FEATURES_DOC.read_text(encoding="utf-8"), re.M
+        )
+    }
+    assert list(FEATURE_UNITS) == list(FEATURE_NAMES)
+    assert {name: unit.value for name, unit in FEATURE_UNITS.items()} == documented
+    assert frozenset(n for n, u in FEATURE_UNITS.items() if u is Unit.PRICE) == PRICE_FEATURES
+
+
+def test_the_contract_constants_are_the_hashed_parameters_and_the_hash_stays_put() -> None:
+    """BOOK_TOPIC_DEPTH, CANDLE_WINDOW and BOOK_DEPTH are the spec's parameters (one value each), and
+    moving them into schemas left the spec hash that stored datasets and models carry unchanged."""
+    assert FEATURE_PARAMETERS["BOOK_TOPIC_DEPTH"] == BOOK_TOPIC_DEPTH == 50
+    assert FEATURE_PARAMETERS["CANDLE_WINDOW"] == CANDLE_WINDOW == 200
+    assert FEATURE_PARAMETERS["BOOK_DEPTH"] == BOOK_DEPTH == 50
+    assert FEATURE_PARAMETERS["CANDLE_INTERVAL_MINUTES"] * 60_000 == CANDLE_INTERVAL_MS
+    assert feature_spec().spec_hash == "e90dbdf3fa98eabce745ada50d02c606b7c92e752cb3fd5db2486e72c75f8ea4"
 
 
 def test_spec_hash_is_sha256_of_canonical_json() -> None:

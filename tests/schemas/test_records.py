@@ -21,7 +21,7 @@ from schemas.market import BookLevel, BookSnapshot, Candle
 from schemas.model import DataWindow, ModelManifest
 from schemas.snapshot import BOOK_DEPTH, RAW_SNAPSHOT_FIELDS, RawSnapshotRow, pad_levels, row_from_mapping
 from schemas.trading import Fill
-from tests.fixtures.rows import T0_MS, candles, snapshot_rows, trades
+from testkit.rows import T0_MS, candles, snapshot_rows, trades
 
 SHARED_FIELDS = [
     "symbol",

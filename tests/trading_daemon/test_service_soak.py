@@ -50,7 +50,7 @@ MINUTE = 60_000
 class Seen:
     """One market-data request as the exchange saw it."""
 
-    at_ms: int  # exchange time of arrival
+    at_ms: int  # exchange time of arrival, as the requested (wall-anchored) clock reads it
     path: str
     status: int
     ret_code: int | None
@@ -61,14 +61,17 @@ class Seen:
 def _request_log(server: SimServer, seen: list[Seen]) -> None:
     @web.middleware
     async def log_requests(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
-        arrived = server.venue.clock.now()
+        # The venue's own time is the time it has simulated to, which trails the wall-anchored requested
+        # time by the driver's lag (up to tens of ms while this one event loop also runs the daemon and
+        # its database writes); the client paces itself on the wall clock, so its sends are judged there.
+        arrived = server.venue.clock.requested()
         response = await handler(request)
         if request.path.startswith("/v5/market/"):
             ret_code = None
             if response.status == 200 and isinstance(response, web.Response) and response.text is not None:
                 ret_code = json.loads(response.text)["retCode"]
             reset = response.headers.get("X-Bapi-Limit-Reset-Timestamp")
-            answered = server.venue.clock.now()
+            answered = server.venue.clock.requested()
             seen.append(
                 Seen(
                     arrived, request.path, response.status, ret_code, int(reset) if reset else None, answered

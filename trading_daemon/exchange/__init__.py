@@ -1,6 +1,6 @@
 """The daemon's Bybit v5 client: one code path for the paper exchange, testnet and mainnet.
 
-Modules: `constants` (URLs, endpoints, retCodes, limits as data), `errors` (exception tree),
+Modules: `constants` (endpoints, retCodes, limits as data), `errors` (exception tree),
 `http` (sign, send, map errors, retry), `messages` (wire structs), `parsing` (wire → records),
 `records` (venue reports), `rest` (typed endpoints), `websocket` (public and private streams),
 `clock_sync` (the periodic re-measure of the exchange clock offset).
@@ -8,7 +8,7 @@ Modules: `constants` (URLs, endpoints, retCodes, limits as data), `errors` (exce
 
 from __future__ import annotations
 
-from trading_daemon.exchange.constants import BybitEndpoints, BybitEnvironment, BybitUrls
+from trading_daemon.exchange.constants import BybitEndpoints
 from trading_daemon.exchange.errors import (
     BybitAuthError,
     BybitDuplicateOrderLinkId,
@@ -35,7 +35,6 @@ __all__ = [
     "BybitAuthError",
     "BybitDuplicateOrderLinkId",
     "BybitEndpoints",
-    "BybitEnvironment",
     "BybitError",
     "BybitHttpClient",
     "BybitInsufficientBalance",
@@ -50,7 +49,6 @@ __all__ = [
     "BybitServerError",
     "BybitSubscriptionError",
     "BybitTimestampError",
-    "BybitUrls",
     "CircuitBreaker",
     "RateLimiter",
 ]

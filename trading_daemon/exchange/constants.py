@@ -1,7 +1,8 @@
-"""Bybit v5 facts as data: URLs, endpoints with their rate-limit bucket and breaker group, retCodes.
+"""Bybit v5 facts as data: endpoints with their rate-limit bucket and breaker group, retCodes.
 
 Everything the client decides per endpoint or per retCode is looked up here rather than spelled as
-``if`` statements in the transport (STYLE.md items 10 and 18). References are to BYBIT_V5.md.
+``if`` statements in the transport. Section references (§) are to docs/exchange_protocol.md. The venues'
+base URLs are configuration: `infra.settings.VENUE_URLS`, chosen by `EXCHANGE` (`Settings.exchange.urls`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from infra.settings import Settings
+from typing import Literal
 
 CATEGORY = "linear"
 ACCOUNT_TYPE = "UNIFIED"
@@ -47,46 +45,6 @@ WS_BACKOFF_FACTOR = 2.0
 KLINE_INTERVAL_MS: dict[str, int] = {
     **{str(m): m * 60_000 for m in (1, 3, 5, 15, 30, 60, 120, 240, 360, 720)},
     "D": 86_400_000,
-}
-
-
-class BybitEnvironment(StrEnum):
-    """Where the client points: the paper exchange, Bybit testnet or mainnet."""
-
-    SIM = "sim"
-    TESTNET = "testnet"
-    MAINNET = "mainnet"
-
-
-@dataclass(frozen=True, slots=True)
-class BybitUrls:
-    """The three base URLs of one venue (§1.1)."""
-
-    rest: str
-    ws_public: str
-    ws_private: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BybitUrls:
-        """The URLs chosen by `EXCHANGE` and the `BYBIT_*_URL` overrides."""
-        rest, public, private = settings.venue_urls
-        return cls(rest.rstrip("/"), public, private)
-
-
-BYBIT_URLS: dict[BybitEnvironment, BybitUrls] = {
-    BybitEnvironment.SIM: BybitUrls(
-        "http://127.0.0.1:8090", "ws://127.0.0.1:8090/v5/public/linear", "ws://127.0.0.1:8090/v5/private"
-    ),
-    BybitEnvironment.TESTNET: BybitUrls(
-        "https://api-testnet.bybit.com",
-        "wss://stream-testnet.bybit.com/v5/public/linear",
-        "wss://stream-testnet.bybit.com/v5/private",
-    ),
-    BybitEnvironment.MAINNET: BybitUrls(
-        "https://api.bybit.com",
-        "wss://stream.bybit.com/v5/public/linear",
-        "wss://stream.bybit.com/v5/private",
-    ),
 }
 
 

@@ -1,8 +1,15 @@
 """The one choke point for Bybit REST: sign, send, translate failures, retry what is safe.
 
-Signing follows BYBIT_V5.md §2: the client signs the exact query string it puts on the URL and the
+Signing follows docs/exchange_protocol.md §2: the client signs the exact query string it puts on the URL and the
 exact body bytes it sends. Every request goes through :meth:`BybitHttpClient.send` (one attempt) and
-usually :meth:`BybitHttpClient.with_retries` (tenacity, jittered exponential backoff).
+usually :meth:`BybitHttpClient.with_retries` (tenacity; whether and when to resend is the daemon's one
+policy, `trading_daemon.errors.classify`, with its `Backoff`).
+
+A request that is safe to repeat (`retry_safe`: reads, writes keyed by `orderLinkId`) is resent after a
+failure whose outcome is unknown (timeout, 5xx, 10000/10016, an HTML page from a venue that answered
+before); any other write is not, and the caller reconciles. The client remembers whether the venue has
+ever answered it with a Bybit envelope (`venue_answered`), which turns a later unreadable reply from a
+configuration error into a transient one.
 
 Rate limiting and circuit breaking are optional collaborators described by the small protocols below,
 so the client does not depend on any one implementation (``trading_daemon.resilience`` provides them).
@@ -25,17 +32,11 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import aiohttp
 import msgspec
 import structlog
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from yarl import URL
 
+from trading_daemon.errors import Backoff, classify
 from trading_daemon.exchange.constants import (
-    DEFAULT_RATE_LIMIT_BACKOFF_S,
     DEFAULT_RECV_WINDOW_MS,
     IP_BAN_COOLDOWN_MS,
     MAX_CLOCK_OFFSET_WARN_MS,
@@ -203,10 +204,7 @@ class BybitHttpClient:
         self.recv_window_ms = recv_window_ms
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
-        # initial·2^n plus up to `initial` of jitter, capped at `max`.
-        self._backoff = wait_exponential_jitter(
-            multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
-        )
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self.rate_limiter = rate_limiter
         self.rate_limit_max_wait_s = rate_limit_max_wait_s
         self.breakers = breakers
@@ -215,6 +213,7 @@ class BybitHttpClient:
         self.on_time_sync: Callable[[int], None] | None = None  # told every new offset (metrics)
         self.ip_ban_cooldown_ms = IP_BAN_COOLDOWN_MS
         self.banned_until_ms = 0  # after an HTTP 403, no REST traffic at all until then (§8.4)
+        self.venue_answered = False  # a Bybit envelope has come back from `base_url` at least once
 
     async def __aenter__(self) -> BybitHttpClient:
         return self
@@ -275,10 +274,14 @@ class BybitHttpClient:
         """
         last: BaseException | None = None
         clock_stale = False
+
+        def retryable(exc: BaseException) -> bool:
+            return should_retry(exc, retry_safe=retry_safe, now_ms=self.now_ms())
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(lambda exc: should_retry(exc, retry_safe=retry_safe)),
+            retry=retry_if_exception(retryable),
             reraise=True,
         )
         async for attempt in retrying:
@@ -292,7 +295,7 @@ class BybitHttpClient:
                 except BybitError as exc:
                     if isinstance(exc, BybitTimestampError):
                         clock_stale = not await self._remeasure_clock(what)
-                    if should_retry(exc, retry_safe=retry_safe) and number < self.max_attempts:
+                    if retryable(exc) and number < self.max_attempts:
                         log.warning(
                             "bybit request failed, retrying", what=what, attempt=number, error=str(exc)
                         )
@@ -310,14 +313,13 @@ class BybitHttpClient:
         return True
 
     def _wait(self, state: RetryCallState) -> float:
+        # Within one request the venue's word is taken as said: a 10002 is resent at once (re-signed
+        # with the corrected clock), a 10006 exactly after its reset; otherwise the backoff.
         exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, BybitTimestampError):
-            return 0.0  # rejected before processing; re-signed with the corrected clock at once
-        if isinstance(exc, BybitRateLimitError):
-            if exc.reset_ms is None:
-                return DEFAULT_RATE_LIMIT_BACKOFF_S  # §8.4: the header is not always there
-            return min(max(exc.reset_ms - self.now_ms(), 0) / 1000 + 0.05, MAX_RATE_LIMIT_WAIT_S)
-        return float(self._backoff(state))
+        after_s = None if exc is None else classify(exc, now_ms=self.now_ms()).after_s
+        if after_s is not None:
+            return min(after_s, MAX_RATE_LIMIT_WAIT_S)
+        return self._backoff(state)
 
     async def send(self, endpoint: BybitEndpoint, params: Params | None = None) -> BybitResponse:
         """One attempt: rate limiter, breaker, sign, send, map errors. Raises a `BybitError`."""
@@ -325,6 +327,7 @@ class BybitHttpClient:
             raise BybitIpBannedError(
                 f"IP ban in force until {self.banned_until_ms} (HTTP 403 seen); not sending",
                 endpoint=endpoint.path,
+                banned_until_ms=self.banned_until_ms,
             )
         if endpoint.signed and not (self.api_key and self._secret):
             raise BybitAuthError("no API key configured", endpoint=endpoint.path)
@@ -398,7 +401,13 @@ class BybitHttpClient:
             if isinstance(self.rate_limiter, RateLimitFeedback):
                 self.rate_limiter.on_ip_ban()
         return error_for(
-            None, text, endpoint=endpoint.path, http_status=reply.status, reset_ms=_reset_ms(reply.headers)
+            None,
+            text,
+            endpoint=endpoint.path,
+            http_status=reply.status,
+            reset_ms=_reset_ms(reply.headers),
+            banned_until_ms=self.banned_until_ms,
+            venue_answered=self.venue_answered,
         )
 
     def _auth_headers(self, payload: str) -> dict[str, str]:
@@ -432,16 +441,18 @@ class BybitHttpClient:
                 f"{type(exc).__name__}: {exc} (outcome unknown)", endpoint=endpoint.path
             ) from exc
 
-    @staticmethod
-    def _decode(endpoint: BybitEndpoint, reply: _Reply) -> BybitEnvelope:
+    def _decode(self, endpoint: BybitEndpoint, reply: _Reply) -> BybitEnvelope:
         try:
-            return _envelope_decoder.decode(reply.body)
+            envelope = _envelope_decoder.decode(reply.body)
         except msgspec.DecodeError as exc:
             raise BybitProtocolError(
                 f"reply is not a Bybit envelope: {reply.body[:200]!r}",
                 endpoint=endpoint.path,
                 http_status=reply.status,
+                venue_answered=self.venue_answered,
             ) from exc
+        self.venue_answered = True
+        return envelope
 
     @staticmethod
     def _error(endpoint: BybitEndpoint, code: int, message: str, headers: Mapping[str, str]) -> BybitError:

@@ -2,7 +2,7 @@
 
 Orders and positions come back from Bybit in Bybit's terms (statuses such as `Untriggered`, flat
 positions with side `""`, orders without a client id); reconciliation diffs these reports against the
-daemon's own `schemas.trading` records (STYLE.md item 17). Money is `Decimal`, time integer ms.
+daemon's own `schemas.trading` records. Money is `Decimal`, time integer ms.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import msgspec
 from schemas.enums import OrderType, Side, TimeInForce
 from schemas.market import BookSnapshot, Candle, PublicTrade
 from schemas.trading import Fill
+from trading_daemon.errors import classify
 from trading_daemon.exchange.constants import (
     ACCOUNT_TYPE,
     CATEGORY,
@@ -30,8 +31,7 @@ from trading_daemon.exchange.errors import (
     BybitDuplicateOrderLinkId,
     BybitError,
     BybitOrderRejected,
-    BybitRateLimitError,
-    BybitTimestampError,
+    BybitProtocolError,
 )
 from trading_daemon.exchange.http import BybitHttpClient, Params
 from trading_daemon.exchange.messages import (
@@ -81,7 +81,14 @@ def _decode(raw: msgspec.Raw, kind: type[S]) -> S:
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
-    result: S = decoder.decode(raw)
+    try:
+        result: S = decoder.decode(raw)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        # A good envelope (retCode 0) whose result is not what the protocol documents: the venue's own
+        # answer, not a bad moment, so retrying cannot help (fatal, like a 10017).
+        raise BybitProtocolError(
+            f"the result does not have the shape of {kind.__name__}: {exc}", ret_code=0, venue_answered=True
+        ) from exc
     return result
 
 
@@ -227,8 +234,9 @@ class BybitRestClient:
         link_id = order_link_id
 
         async def attempt(number: int, last: BaseException | None) -> BybitOrderAck:
-            # After a failure whose outcome is unknown, the first request may have placed the order.
-            ambiguous = number > 1 and not isinstance(last, BybitTimestampError | BybitRateLimitError)
+            # After a failure whose outcome is unknown, an earlier request may have placed the order:
+            # reconcile (look it up) before sending it again.
+            ambiguous = last is not None and classify(last).outcome_unknown
             if ambiguous:
                 found = await self.find_order(symbol, order_link_id=link_id)
                 if found is not None:

@@ -5,10 +5,10 @@ One connection per client, kept alive by a supervisor task:
 * JSON `{"op":"ping"}` every 20 s; no pong within 10 s, or no frame at all for `silence_timeout_s`,
   means the socket is dead (§8.2) and it is dropped.
 * After a drop: call `on_disconnect` at once (the owner marks its state stale, before anything of a
-  new connection can arrive), then jittered exponential backoff, reconnect, re-authenticate (private),
-  resubscribe every tracked topic, then call `on_reconnect` so the owner can reconcile over REST (the
-  private stream does not replay what was missed, §6.3). The backoff restarts after a successful
-  reconnect.
+  new connection can arrive), then wait (the daemon's `Backoff`, longer if the failure says so:
+  `trading_daemon.errors`), reconnect, re-authenticate (private), resubscribe every tracked topic, then
+  call `on_reconnect` so the owner can reconcile over REST (the private stream does not replay what was
+  missed, §6.3). The backoff restarts after a successful reconnect.
 * Data frames are decoded with msgspec into the `messages.BybitWs*` struct for their topic and handed
   to that topic's handler, in arrival order, on the reader task.
 """
@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import inspect
 import itertools
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ import structlog
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from trading_daemon.errors import Backoff, classify
 from trading_daemon.exchange.constants import (
     WS_AUTH_EXPIRES_MS,
     WS_BACKOFF_FACTOR,
@@ -40,7 +40,7 @@ from trading_daemon.exchange.constants import (
     WS_SILENCE_TIMEOUT_S,
     WS_SUBSCRIBE_BATCH,
 )
-from trading_daemon.exchange.errors import BybitAuthError, BybitError
+from trading_daemon.exchange.errors import BybitAuthError, BybitSubscriptionError
 from trading_daemon.exchange.http import wall_clock_ms, ws_auth_signature
 from trading_daemon.exchange.messages import (
     BybitWsExecutions,
@@ -72,16 +72,17 @@ _TOPIC_KINDS: dict[str, type[msgspec.Struct]] = {
 }
 _DECODERS = {prefix: msgspec.json.Decoder(kind) for prefix, kind in _TOPIC_KINDS.items()}
 _frame_decoder = msgspec.json.Decoder(BybitWsFrame)
+_DROP_LOG_INTERVAL_S = 60.0  # dropped frames: one log line per (reason, topic) and interval
+_DROP_LOG_MAX_KEYS = 256
 
 
-class BybitSubscriptionError(BybitError):
-    """A subscribe request was refused (unknown topic, private topic on a public socket, …)."""
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, factor: float = WS_BACKOFF_FACTOR) -> float:
-    """Equal-jitter exponential backoff: half the capped exponential plus a random half."""
-    ceiling = min(maximum, initial * factor**attempt)
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+__all__ = [
+    "BybitPrivateWebSocket",
+    "BybitPublicWebSocket",
+    "BybitSubscriptionError",  # defined in exchange.errors; imported from here too
+    "BybitWebSocket",
+    "batches",
+]
 
 
 def batches(topics: Sequence[str], size: int, max_chars: int = WS_MAX_ARGS_CHARS) -> list[list[str]]:
@@ -131,6 +132,7 @@ class BybitWebSocket:
         self.silence_timeout_s = silence_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(backoff_initial_s, backoff_max_s, factor=WS_BACKOFF_FACTOR)
         self.subscribe_batch = subscribe_batch
         self.ack_timeout_s = ack_timeout_s
         self.open_timeout_s = open_timeout_s
@@ -145,6 +147,9 @@ class BybitWebSocket:
         self._closing = False
         self._last_rx = 0.0
         self._ping_sent: float | None = None
+        # Told of every frame `_dispatch` drops unrouted, as (reason, topic): the daemon counts them.
+        self.on_frame_dropped: Callable[[str, str], None] | None = None
+        self._drops_logged: dict[tuple[str, str], list[float]] = {}  # (reason, topic) → [last log, since]
 
     # --- public API -------------------------------------------------------------------------------
 
@@ -273,13 +278,21 @@ class BybitWebSocket:
             # Before any reconnect: the snapshots that follow the resubscription must find the owner's
             # state already marked stale, or marking it afterwards would discard them.
             await self._run_hook(self.on_disconnect, "on_disconnect")
+            wait_s = self.backoff.delay(0)
             while not self._closing:
-                await asyncio.sleep(backoff_delay(attempt, self.backoff_initial_s, self.backoff_max_s))
+                await asyncio.sleep(wait_s)
                 try:
                     await self._open()
-                except Exception as exc:  # whatever went wrong, the supervisor must keep trying
+                except Exception as exc:
+                    # Whatever went wrong, the supervisor keeps trying: a socket that was up once is not
+                    # given up (even a refused auth may be a venue's bad minute); the policy sets the wait.
                     attempt += 1
-                    log.warning("bybit ws reconnect failed", url=self.url, attempt=attempt, error=str(exc))
+                    decision = classify(exc)
+                    wait_s = decision.wait_s(self.backoff.delay(attempt))
+                    log.warning(
+                        "bybit ws reconnect failed", url=self.url, attempt=attempt, error=str(exc),
+                        kind=decision.kind.value, retry_in_s=round(wait_s, 2),
+                    )  # fmt: skip
                     continue
                 attempt = 0  # success resets the backoff
                 self.reconnects += 1
@@ -337,18 +350,20 @@ class BybitWebSocket:
     async def _dispatch(self, raw: str | bytes) -> None:
         try:
             frame = _frame_decoder.decode(raw)
-        except msgspec.DecodeError:
-            log.warning("bybit ws frame not understood", url=self.url, frame=str(raw)[:200])
+        except msgspec.DecodeError as exc:
+            self._drop("not_understood", "", raw, str(exc))
             return
         if frame.topic:
             handler = self._handlers.get(frame.topic)
             decoder = _DECODERS.get(frame.topic.split(".", 1)[0])
             if handler is None or decoder is None:
-                return  # a late message of an unsubscribed topic
+                # Never subscribed, or a late message of one just unsubscribed (a resync).
+                self._drop("unsubscribed_topic", frame.topic, raw)
+                return
             try:
                 message = decoder.decode(raw)
             except msgspec.DecodeError as exc:
-                log.error("bybit ws message malformed", topic=frame.topic, error=str(exc))
+                self._drop("malformed_message", frame.topic, raw, str(exc))
                 return
             try:
                 await _maybe_await(handler(message))
@@ -358,9 +373,40 @@ class BybitWebSocket:
         if frame.op == "pong" or frame.ret_msg == "pong":
             self._ping_sent = None
             return
+        if not frame.op:
+            self._drop("no_topic_no_op", "", raw)
+            return
         future = self._pending.pop(frame.req_id, None) or self._pending.pop(f"op:{frame.op}", None)
         if future is not None and not future.done():
             future.set_result(frame)
+
+    def _drop(self, reason: str, topic: str, raw: str | bytes, error: str = "") -> None:
+        """Count a frame that reaches no handler (`on_frame_dropped`) and log it, rate-limited.
+
+        The first drop of each (reason, topic) is logged, later ones at most every
+        `_DROP_LOG_INTERVAL_S` with how many were dropped meanwhile; past `_DROP_LOG_MAX_KEYS` pairs
+        (a venue inventing topics) new ones are only counted.
+        """
+        if self.on_frame_dropped is not None:
+            try:
+                self.on_frame_dropped(reason, topic)
+            except Exception:
+                log.exception("bybit ws frame-drop listener failed", reason=reason)
+        key = (reason, topic[:100])
+        now = time.monotonic()
+        seen = self._drops_logged.get(key)
+        if seen is None:
+            if len(self._drops_logged) >= _DROP_LOG_MAX_KEYS:
+                return
+            self._drops_logged[key] = seen = [now, 0]
+        elif now - seen[0] < _DROP_LOG_INTERVAL_S:
+            seen[1] += 1
+            return
+        log.warning(
+            "bybit ws frame dropped", url=self.url, reason=reason, topic=key[1], error=error,
+            frame=str(raw)[:200], dropped_since_last_log=int(seen[1]),
+        )  # fmt: skip
+        seen[0], seen[1] = now, 0
 
     async def _request(self, ws: ClientConnection, op: str, args: list[Any]) -> BybitWsFrame:
         """Send one op and wait for its reply (matched by `req_id`, or by `op` if not echoed)."""

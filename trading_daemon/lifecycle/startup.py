@@ -5,11 +5,12 @@ when it started (and be restarted by `Restart=on-failure` into the same bad minu
 measure the exchange clock, connect the public socket, load a symbol's candles, subscribe — runs through
 `StartupRunner.run`, which
 
-* retries a transient failure (network, HTTP 5xx, 10000/10016, 10006, 10002, a refused or dropped
-  WebSocket) with capped, jittered exponential backoff (tenacity) until the step succeeds or the stop
+* retries what the daemon's failure policy calls transient (`trading_daemon.errors.classify`: network,
+  HTTP 5xx, 10000/10016, 10006, 10002, a refused or dropped WebSocket, an HTML page from a venue that
+  has answered well before) with the daemon's `Backoff` (tenacity) until the step succeeds or the stop
   event is set (SIGTERM/SIGINT), which raises `StartupStopped` at once, even in the middle of a step;
-* waits out an open circuit breaker (the rest of its cool-down) and, given `retry_after`, an IP ban,
-  instead of treating them as fatal;
+* waits at least as long as the failure asks (`Decision.after_s`): the rest of an open circuit breaker's
+  cool-down, an IP ban;
 * logs each failure, tells systemd `STATUS=starting: waiting for <step> …` and extends the start timeout
   by the wait (`EXTEND_TIMEOUT_USEC`), so `TimeoutStartSec=` does not kill a daemon that is waiting;
 * turns a configuration error (bad credentials: 10003/10004 and the other auth codes; an unknown symbol;
@@ -25,43 +26,39 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
-from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
+from tenacity import AsyncRetrying, RetryCallState
+from websockets.exceptions import InvalidStatus, InvalidURI
 
-from trading_daemon.exchange.errors import (
-    BybitAuthError,
-    BybitError,
-    BybitIpBannedError,
-    BybitProtocolError,
-    BybitRejectedError,
-    BybitTransientError,
+from trading_daemon.errors import (
+    Backoff,
+    FatalError,
+    PolicyWait,
+    StopRequested,
+    classify,
+    retry_if_transient,
 )
-from trading_daemon.exchange.websocket import BybitSubscriptionError
+from trading_daemon.exchange.errors import BybitAuthError, BybitProtocolError, BybitRejectedError
 from trading_daemon.lifecycle.systemd import SystemdNotifier
-from trading_daemon.resilience.circuit_breaker import CircuitBreakerError
 
 __all__ = [
     "StartupError",
     "StartupRunner",
     "StartupStopped",
     "config_error_hint",
-    "is_transient",
 ]
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-INITIAL_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
+INITIAL_BACKOFF_S = 0.5  # the first wait; the longest is STARTUP_RETRY_MAX_S (`StartupConfig.retry_max_s`)
 # Time systemd grants a step beyond its wait: a REST call may retry for tens of seconds by itself.
 STEP_TIMEOUT_MARGIN_S = 120.0
-# A breaker lets its trial call through only once the cool-down has fully passed.
-BREAKER_MARGIN_S = 0.05
 
 
-class StartupError(RuntimeError):
-    """A start-up step failed in a way retrying cannot fix: a configuration error."""
+class StartupError(FatalError):
+    """A start-up step failed in a way retrying cannot fix: a configuration error (the CLI exits 2,
+    which the systemd unit does not restart)."""
 
     def __init__(self, step: str, cause: BaseException, hint: str) -> None:
         super().__init__(f"start-up step {step!r} failed and retrying cannot help: {cause} — {hint}")
@@ -69,7 +66,7 @@ class StartupError(RuntimeError):
         self.hint = hint
 
 
-class StartupStopped(Exception):
+class StartupStopped(StopRequested):
     """The service was asked to stop before the start-up step `step` succeeded."""
 
     def __init__(self, step: str) -> None:
@@ -77,38 +74,21 @@ class StartupStopped(Exception):
         self.step = step
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a start-up step that failed with `exc` may succeed later on its own."""
-    if isinstance(exc, BybitTransientError | BybitIpBannedError | CircuitBreakerError):
-        return True
-    if isinstance(exc, BybitError):
-        return False  # credentials, a refused request or subscription, a reply of the wrong shape
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        return status >= 500 or status == 429  # a 404 or 403 on the handshake is a wrong URL
-    if isinstance(exc, InvalidURI):
-        return False
-    return isinstance(exc, OSError | TimeoutError | WebSocketException)
-
-
 def config_error_hint(exc: BaseException) -> str | None:
-    """What to check for a configuration error, or None when `exc` is not one (transient, or a bug)."""
-    if is_transient(exc):
+    """What to check for a configuration error, or None when `exc` is not one (transient, or a bug).
+
+    At start-up every request comes from the configuration, so a refusal (a rejected request, a refused
+    subscription) means the configuration names something the venue does not have.
+    """
+    if classify(exc).retry:
         return None
     if isinstance(exc, BybitAuthError):
         return "check BYBIT_API_KEY and BYBIT_API_SECRET (and the key's permissions and IP whitelist)"
-    if isinstance(exc, BybitRejectedError | BybitSubscriptionError):
+    if isinstance(exc, BybitRejectedError):  # BybitSubscriptionError included
         return "check TRADING_PAIRS: every symbol must be a USDT perpetual listed on the venue"
     if isinstance(exc, BybitProtocolError | InvalidStatus | InvalidURI):
         return "check EXCHANGE and the BYBIT_REST_URL / BYBIT_WS_PUBLIC_URL settings"
     return None
-
-
-def breaker_wait_s(exc: BaseException) -> float:
-    """How long an open circuit breaker asks callers to stay away (0 for any other failure)."""
-    if isinstance(exc, CircuitBreakerError) and exc.retry_after > 0:
-        return exc.retry_after + BREAKER_MARGIN_S
-    return 0.0
 
 
 class StartupRunner:
@@ -119,21 +99,20 @@ class StartupRunner:
         stop: asyncio.Event,
         *,
         notifier: SystemdNotifier | None = None,
+        max_backoff_s: float,
         initial_backoff_s: float = INITIAL_BACKOFF_S,
-        max_backoff_s: float = MAX_BACKOFF_S,
-        retry_after: Callable[[BaseException], float] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
+        """`max_backoff_s`: STARTUP_RETRY_MAX_S. `clock`: the exchange clock in ms that deadlines inside
+        errors refer to (an IP ban measured by the REST client: pass `BybitHttpClient.now_ms`); the local
+        wall clock by default."""
         if not 0 < initial_backoff_s <= max_backoff_s:
             raise ValueError(
                 f"start-up backoff must satisfy 0 < initial <= max, got {initial_backoff_s} s, {max_backoff_s} s"
             )
         self.stop = stop
         self.notifier = notifier
-        # initial·2^n plus up to `initial` of jitter, capped at `max` (as the REST client's own retries).
-        self._backoff = wait_exponential_jitter(
-            multiplier=initial_backoff_s, max=max_backoff_s, jitter=initial_backoff_s
-        )
-        self._retry_after = retry_after
+        self._wait = PolicyWait(Backoff(initial_backoff_s, max_backoff_s), clock=clock)
         self.failures = 0  # over every step: how often start-up had to wait
 
     async def run(self, step: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -142,7 +121,7 @@ class StartupRunner:
             raise StartupStopped(step)
         self._status(f"starting: {step}")
         retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_transient,
             wait=self._wait,
             stop=lambda _state: self.stop.is_set(),
             sleep=self._sleep,
@@ -156,7 +135,7 @@ class StartupRunner:
         except StartupStopped:
             raise
         except Exception as exc:
-            if self.stop.is_set() and is_transient(exc):
+            if self.stop.is_set() and classify(exc).retry:
                 raise StartupStopped(step) from exc
             hint = config_error_hint(exc)
             if hint is None:
@@ -181,15 +160,6 @@ class StartupRunner:
         if attempt.cancelled():
             raise StartupStopped(step)
         return attempt.result()
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = float(self._backoff(state))
-        if exc is not None:
-            wait = max(wait, breaker_wait_s(exc))
-            if self._retry_after is not None:
-                wait = max(wait, self._retry_after(exc))
-        return wait
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

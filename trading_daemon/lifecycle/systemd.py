@@ -24,15 +24,16 @@ notifications are advisory, and a full or vanished socket must not take the trad
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 from collections.abc import Mapping
 from types import TracebackType
 
+import structlog
+
 __all__ = ["SystemdNotifier"]
 
-_log = logging.getLogger(__name__)
+_log = structlog.get_logger(__name__)
 
 
 class SystemdNotifier:
@@ -66,7 +67,9 @@ class SystemdNotifier:
             return raw
         # systemd only ever passes absolute paths or "@names" for AF_UNIX (and "vsock:" for VMs,
         # which this daemon never runs under); anything else is misconfiguration, not worth dying for.
-        _log.warning("NOTIFY_SOCKET=%r is neither an absolute path nor @abstract; notifications off", raw)
+        _log.warning(
+            "NOTIFY_SOCKET is neither an absolute path nor @abstract, notifications off", notify_socket=raw
+        )
         return None
 
     @property
@@ -91,9 +94,9 @@ class SystemdNotifier:
             if not self._failure_logged:
                 self._failure_logged = True
                 _log.warning(
-                    "systemd notification to %r failed (%s); further failures are not logged",
-                    self._socket_name,
-                    exc,
+                    "systemd notification failed, further failures are not logged",
+                    notify_socket=self._socket_name,
+                    error=str(exc),
                 )
             return False
         return True

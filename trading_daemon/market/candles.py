@@ -1,5 +1,5 @@
 """One-minute candles of one symbol: the closed history the features read, the candle in progress, and
-the pin that raw snapshot rows carry (FEATURES.md §1.3, §6.3).
+the pin that raw snapshot rows carry (docs/features.md §1.3, §6.3).
 
 The pin (`last_candle_start_ms`) advances to a candle only once it is closed and no minute between the
 oldest held candle and it is missing; a hole waiting for a REST back-fill holds it back, so the candle
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from schemas.features import CANDLE_WINDOW
 from schemas.market import CANDLE_INTERVAL_MS, Candle
-
-CANDLE_WINDOW = 200  # FEATURES.md §5
+from schemas.snapshot import NO_CANDLE_PIN
 
 
 class CandleStore:
@@ -26,7 +26,7 @@ class CandleStore:
         self.symbol = symbol
         self.max_closed = max_closed
         self._closed: dict[int, Candle] = {}
-        self.pin = -1
+        self.pin = NO_CANDLE_PIN
         self.open_candle: Candle | None = None
         self._unrecorded: OrderedDict[int, Candle] = OrderedDict()
 
@@ -68,7 +68,7 @@ class CandleStore:
         """K(t) for the current pin: the contiguous closed run ending at the pin, oldest first, at most `n`."""
         out: list[Candle] = []
         start = self.pin
-        while start != -1 and len(out) < n and start in self._closed:
+        while start != NO_CANDLE_PIN and len(out) < n and start in self._closed:
             out.append(self._closed[start])
             start -= CANDLE_INTERVAL_MS
         out.reverse()
@@ -79,7 +79,7 @@ class CandleStore:
         if not self._closed:
             return []
         newest = max(self._closed)
-        start = self.pin if self.pin != -1 else min(self._closed)
+        start = self.pin if self.pin != NO_CANDLE_PIN else min(self._closed)
         return [t for t in range(start, newest, CANDLE_INTERVAL_MS) if t not in self._closed]
 
     def drain_unrecorded(self) -> list[Candle]:
@@ -112,7 +112,7 @@ class CandleStore:
     def _advance_pin(self) -> None:
         if not self._closed:
             return
-        if self.pin == -1 or self.pin not in self._closed:
+        if self.pin == NO_CANDLE_PIN or self.pin not in self._closed:
             # First candles (or the pinned one was evicted): start from the oldest held.
             self.pin = min(self._closed)
         while self.pin + CANDLE_INTERVAL_MS in self._closed:

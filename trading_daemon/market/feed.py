@@ -1,23 +1,32 @@
 """The market feed: Bybit streams in, raw snapshot rows, trades and closed candles out.
 
-Per symbol it subscribes `orderbook.50`, `publicTrade` and `kline.1` (FEATURES.md §6.2), feeds a
-`RawSnapshotBuilder` and a `CandleStore`, and hands what they produce to a sink (the recorder, and later
-the live features). A gap or a crossed book asks the socket for a fresh snapshot; a dropped connection
-marks every book invalid at once, before the resubscription whose snapshots make them valid again. A grace
-timer emits the rows of quiet symbols.
+Per symbol it subscribes `orderbook.50`, `publicTrade` and `kline.1` (docs/features.md §6.2), feeds a
+`RawSnapshotBuilder` and a `CandleStore`, and hands what they produce to every sink in turn (the recorder,
+the live features); a sink that raises is logged and counted and stops neither the others nor the feed. A
+gap or a crossed book asks the socket for a fresh snapshot; a dropped connection marks every book invalid
+at once, before the resubscription whose snapshots make them valid again. A grace timer emits the rows of
+quiet symbols, and no error of one symbol stops it.
+
+What the venue sends is checked before anything of it is applied: a book level whose price is not finite
+and > 0 or whose size is not finite and >= 0, a trade or a kline that is no trade or candle, makes its whole
+message invalid; it is dropped, logged and counted, and a bad book message also invalidates the book and
+resyncs it (its `u` must not be taken, or the real message with that `u` would be dropped as a duplicate).
+A row the builder cannot build is emitted anyway, flagged as an invalid book's, and the book resynced.
 
 Nothing slow runs on the socket's reader: resyncs and candle back-fills are tasks of their own, at most one
 in flight per topic or symbol, so a REST call retrying against a failing venue holds up no message (the
 resync acknowledgements included). A candle hole that a back-fill cannot close is retried with a growing,
-jittered interval (at least `backfill_min_interval_s`, at most `backfill_max_interval_s`, and never before
-an open circuit breaker lets calls through again), not on every kline message.
+jittered interval (at least CANDLE_BACKFILL_MIN_INTERVAL_S, at most CANDLE_BACKFILL_MAX_INTERVAL_S, and never
+before an open circuit breaker lets calls through again), not on every kline message.
+
+The symbols, the row cadence, the grace and the back-fill throttle come from `infra.settings.FeedConfig`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,29 +34,28 @@ from typing import Any, Protocol
 
 import structlog
 
+from infra.settings import FeedConfig
+from schemas.features import BOOK_TOPIC_DEPTH, CANDLE_WINDOW
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import RawSnapshotRow
-from trading_daemon.exchange.errors import BybitError
+from trading_daemon.errors import Backoff, classify
 from trading_daemon.exchange.messages import BybitWsKlines, BybitWsOrderbook, BybitWsTrades
-from trading_daemon.exchange.parsing import parse_ws_trades
-from trading_daemon.market.candles import CANDLE_WINDOW, CandleStore
+from trading_daemon.exchange.parsing import parse_ws_klines, parse_ws_trades
+from trading_daemon.market.candles import CandleStore
+from trading_daemon.market.orderbook import Level
 from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
 from trading_daemon.observability.metrics import DaemonMetrics
-from trading_daemon.resilience.circuit_breaker import CircuitBreakerError
 
 log = structlog.get_logger(__name__)
 
-BOOK_TOPIC_DEPTH = 50  # FEATURES.md §5: a different depth is a different feature spec
 TIMER_PERIOD_S = 0.05
-BACKFILL_MIN_INTERVAL_S = 2.0
-BACKFILL_MAX_INTERVAL_S = 60.0
 
 
 StreamHandler = Callable[[Any], Awaitable[None] | None]
 
 
 class MarketSink(Protocol):
-    """Where the feed's output goes (the recorder implements it)."""
+    """Where the feed's output goes (the recorder and the live features implement it)."""
 
     def submit_rows(self, rows: Sequence[RawSnapshotRow]) -> None: ...
     def submit_trades(self, trades: Sequence[PublicTrade]) -> None: ...
@@ -74,36 +82,52 @@ class FeedStats:
     by_symbol_rows: dict[str, int] = field(default_factory=dict)
 
 
-def _levels(raw: list[tuple[str, str]]) -> list[tuple[float, float]]:
-    return [(float(p), float(s)) for p, s in raw]
+class InvalidBookMessage(ValueError):
+    """An order-book message holding a level that no book can hold: nothing of it may be applied."""
+
+
+def _levels(raw: list[tuple[str, str]], side: str) -> list[Level]:
+    """One side's `[price, size]` strings as floats; price finite and > 0, size finite and >= 0 (0 deletes)."""
+    levels = []
+    for price_text, size_text in raw:
+        try:
+            price, size = float(price_text), float(size_text)
+        except ValueError:
+            price = size = math.nan
+        if not (0.0 < price < math.inf and 0.0 <= size < math.inf):  # NaN fails both comparisons
+            raise InvalidBookMessage(
+                f"{side} level [{price_text!r}, {size_text!r}]: price must be finite and > 0, size finite and >= 0"
+            )
+        levels.append((price, size))
+    return levels
 
 
 class MarketFeed:
-    """Turns one public stream of several symbols into rows, trades and candles for `sink`."""
+    """Turns one public stream of several symbols into rows, trades and candles for every sink of `sinks`."""
 
     def __init__(
         self,
-        symbols: Sequence[str],
+        config: FeedConfig,
         stream: PublicStream,
         candles_rest: CandleSource,
-        sink: MarketSink,
+        sinks: Sequence[MarketSink],
         *,
         exchange_now_ms: Callable[[], int],
-        interval_ms: int = 1000,
-        grace_ms: int = 250,
         metrics: DaemonMetrics | None = None,
-        backfill_min_interval_s: float = BACKFILL_MIN_INTERVAL_S,
-        backfill_max_interval_s: float = BACKFILL_MAX_INTERVAL_S,
     ) -> None:
+        backfill_min_interval_s = config.backfill_min_interval_s
+        backfill_max_interval_s = config.backfill_max_interval_s
         if not 0 < backfill_min_interval_s <= backfill_max_interval_s:
             raise ValueError(
                 "candle back-fill intervals must satisfy 0 < min <= max, got "
                 f"min {backfill_min_interval_s} s, max {backfill_max_interval_s} s"
             )
-        self.symbols = list(symbols)
+        interval_ms, grace_ms = config.snapshot_interval_ms, config.row_grace_ms
+        self.config = config
+        self.symbols = list(config.symbols)
         self.stream = stream
         self.candles_rest = candles_rest
-        self.sink = sink
+        self.sinks = list(sinks)
         self.exchange_now_ms = exchange_now_ms
         self.metrics = metrics
         self.candles = {s: CandleStore(s) for s in self.symbols}
@@ -118,6 +142,7 @@ class MarketFeed:
         self.backfill_max_interval_s = backfill_max_interval_s
         self._backfills: dict[str, asyncio.Task[None]] = {}
         self._next_backfill_at = dict.fromkeys(self.symbols, 0.0)  # time.monotonic()
+        self._book_topics: dict[str, str] = {}  # symbol → its order-book topic, once subscribed
 
     def _pin_of(self, symbol: str) -> Callable[[], int]:
         return lambda: self.candles[symbol].pin
@@ -126,7 +151,7 @@ class MarketFeed:
         """Load the candle history, subscribe every topic, start the grace timer.
 
         With `timer=False` no timer task runs: the caller calls `on_timer` itself on its own clock (the
-        offline recording of `depthcharge/sim_recording.py` runs on virtual exchange time). The daemon
+        offline recording of `depthcharge/offline_recording/` runs on virtual exchange time). The daemon
         runs the three steps one by one instead (`backfill_candles` per symbol, `subscribe`,
         `start_timer`), retrying each until it succeeds.
         """
@@ -139,7 +164,9 @@ class MarketFeed:
     async def subscribe(self) -> None:
         """Subscribe every topic of every symbol (topics already tracked by the stream are skipped)."""
         for symbol in self.symbols:
-            await self.stream.subscribe_orderbook(symbol, self._on_orderbook, depth=BOOK_TOPIC_DEPTH)
+            self._book_topics[symbol] = await self.stream.subscribe_orderbook(
+                symbol, self._on_orderbook, depth=BOOK_TOPIC_DEPTH
+            )
             await self.stream.subscribe_trades(symbol, self._on_trades)
             await self.stream.subscribe_klines(symbol, self._on_klines, "1")
 
@@ -176,7 +203,7 @@ class MarketFeed:
         """The socket dropped: every book is stale until the snapshot that follows the resubscription.
 
         Called before the reconnect (`BybitWebSocket.on_disconnect`), so that snapshot is the one
-        applied; the rows meanwhile carry no levels and `book_reset` (FEATURES.md §6.2).
+        applied; the rows meanwhile carry no levels and `book_reset` (docs/features.md §6.2).
         """
         for builder in self.builders.values():
             builder.invalidate_book()
@@ -189,18 +216,37 @@ class MarketFeed:
         if builder is None:
             return
         self._count(msg.topic)
-        bids, asks = _levels(data.b), _levels(data.a)
+        try:
+            bids, asks = _levels(data.b, "bid"), _levels(data.a, "ask")
+        except InvalidBookMessage as exc:
+            self._reject(msg.topic, data.s, "invalid_level", exc, type=msg.type, u=data.u, ts=msg.ts)
+            builder.invalidate_book()  # its `u` is not taken: the book waits for a fresh snapshot instead
+            self._resync_book(data.s)
+            return
         if msg.type == "snapshot":
-            self._emit(builder.on_book_snapshot(bids, asks, data.u, msg.ts))
+            self._emit(builder, builder.on_book_snapshot(bids, asks, data.u, msg.ts))
             return
         rows, outcome = builder.on_book_delta(bids, asks, data.u, msg.ts)
-        self._emit(rows)
+        self._emit(builder, rows)
         if outcome.needs_resync:
-            self.stats.resyncs += 1
-            if self.metrics is not None:
-                self.metrics.book_resyncs.labels(symbol=data.s).inc()
             log.warning("order book resync", symbol=data.s, outcome=outcome.value, u=data.u)
-            self._request_resync(msg.topic)
+            self._resync_book(data.s)
+
+    def _resync_book(self, symbol: str) -> None:
+        self.stats.resyncs += 1
+        if self.metrics is not None:
+            self.metrics.book_resyncs.labels(symbol=symbol).inc()
+        topic = self._book_topics.get(symbol)
+        if topic is not None:  # else not subscribed yet: the subscription's snapshot loads the book
+            self._request_resync(topic)
+
+    def _reject(self, topic: str, symbol: str, reason: str, error: Exception, **context: Any) -> None:
+        """Log and count a message dropped as invalid (nothing of it was applied)."""
+        log.warning(
+            "market message invalid, dropped", topic=topic, symbol=symbol, error=str(error), **context
+        )
+        if self.metrics is not None:
+            self.metrics.market_messages_invalid.labels(topic=topic.split(".", 1)[0], reason=reason).inc()
 
     def _request_resync(self, topic: str) -> None:
         # Not awaited here: the resubscribe waits for its ack, which the socket's reader can only
@@ -221,13 +267,20 @@ class MarketFeed:
 
     async def _on_trades(self, msg: BybitWsTrades) -> None:
         self._count(msg.topic)
-        trades = [t for t in parse_ws_trades(msg.data) if t.symbol in self.builders]
+        try:
+            parsed = parse_ws_trades(msg.data)
+        except ValueError as exc:
+            self._reject(msg.topic, msg.topic.rsplit(".", 1)[-1], "invalid_trade", exc, ts=msg.ts)
+            return
+        trades = [t for t in parsed if t.symbol in self.builders]
+        if not trades:
+            return
+        # Recorded first: trades are kept whatever becomes of the rows.
+        self.stats.trades += len(trades)
+        self._fan_out("trades", len(trades), lambda sink: sink.submit_trades(trades))
         for t in trades:
             builder = self.builders[t.symbol]
-            self._emit(builder.on_trade(msg.ts, t.side, t.price, t.size, block_trade=t.block_trade))
-        if trades:
-            self.stats.trades += len(trades)
-            self.sink.submit_trades(trades)
+            self._emit(builder, builder.on_trade(msg.ts, t.side, t.price, t.size, block_trade=t.block_trade))
 
     async def _on_klines(self, msg: BybitWsKlines) -> None:
         self._count(msg.topic)
@@ -235,13 +288,15 @@ class MarketFeed:
         builder = self.builders.get(symbol)
         if builder is None:
             return
-        self._emit(builder.on_other_message(msg.ts))
+        try:
+            candles = parse_ws_klines(msg)
+        except ValueError as exc:
+            self._reject(msg.topic, symbol, "invalid_kline", exc, ts=msg.ts)
+            return
+        self._emit(builder, builder.on_other_message(msg.ts))
         store = self.candles[symbol]
-        for k in msg.data:
-            candle = Candle(symbol=symbol, start_ms=k.start, open=float(k.open), high=float(k.high),
-                            low=float(k.low), close=float(k.close), volume=float(k.volume),
-                            turnover=float(k.turnover), confirmed=k.confirm)  # fmt: skip
-            store.on_kline(candle, confirm=k.confirm)
+        for candle in candles:
+            store.on_kline(candle, confirm=candle.confirmed)
         if store.missing():
             # A confirm was lost (reconnect): fill the hole over REST so the pin can advance.
             self._request_backfill(symbol)
@@ -268,21 +323,21 @@ class MarketFeed:
                 await asyncio.sleep(wait)
             if not store.missing():
                 return  # closed meanwhile (a late confirm)
-            not_before = 0.0
+            delay = self._backfill_delay(persisting)
             try:
                 await self.backfill_candles(symbol)
-            except CircuitBreakerError as exc:
-                outcome, error, not_before = "failed", str(exc), exc.retry_after
-            except BybitError as exc:  # the venue failed after the client's own retries: try later
-                outcome, error = "failed", str(exc)
-            except Exception as exc:
-                log.exception("candle back-fill failed unexpectedly", symbol=symbol)
-                outcome, error = "failed", repr(exc)
+            except Exception as exc:  # the hole must close: every failure is tried again, spaced out
+                decision = classify(exc)
+                delay = decision.wait_s(delay)  # never before an open breaker lets calls through
+                if not decision.retry:  # a refusal or a bug: worth more than a warning
+                    log.error(
+                        "candle back-fill failed", symbol=symbol, kind=decision.kind.value, exc_info=exc
+                    )
+                outcome, error = "failed", str(exc) or repr(exc)
             else:
                 outcome, error = ("hole" if store.missing() else "filled"), ""
             if self.metrics is not None:
                 self.metrics.candle_backfills.labels(symbol=symbol, outcome=outcome).inc()
-            delay = max(self._backfill_delay(persisting), not_before)
             self._next_backfill_at[symbol] = time.monotonic() + delay
             if outcome == "filled":
                 return
@@ -293,35 +348,63 @@ class MarketFeed:
             )  # fmt: skip
 
     def _backfill_delay(self, persisting: int) -> float:
-        # Exponential with upward jitter: never below the minimum, at most the maximum.
-        base = self.backfill_min_interval_s * 2.0 ** min(persisting, 30) * random.uniform(1.0, 1.25)
-        return min(self.backfill_max_interval_s, base)
+        # The daemon's one backoff: never below the minimum, at most the maximum.
+        return Backoff(self.backfill_min_interval_s, self.backfill_max_interval_s).delay(persisting)
 
     # -- output --------------------------------------------------------------------------------------
 
     def on_timer(self, exchange_now_ms: int) -> None:
-        """Emit the rows whose grace period has passed at `exchange_now_ms` (what the timer does)."""
-        for builder in self.builders.values():
-            self._emit(builder.on_timer(exchange_now_ms))
+        """Emit the rows whose grace period has passed at `exchange_now_ms` (what the timer does).
+
+        One symbol's error is logged and counted; the other symbols' rows are still emitted.
+        """
+        for symbol, builder in self.builders.items():
+            try:
+                self._emit(builder, builder.on_timer(exchange_now_ms))
+            except Exception:
+                log.exception("market feed timer failed for a symbol", symbol=symbol)
+                if self.metrics is not None:
+                    self.metrics.market_feed_timer_errors.inc()
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TIMER_PERIOD_S)
-            self.on_timer(self.exchange_now_ms())
+            try:
+                self.on_timer(self.exchange_now_ms())
+            except Exception:  # the timer serves every symbol: nothing may end it
+                log.exception("market feed timer failed")
+                if self.metrics is not None:
+                    self.metrics.market_feed_timer_errors.inc()
 
-    def _emit(self, rows: list[RawSnapshotRow]) -> None:
+    def _emit(self, builder: RawSnapshotBuilder, rows: list[RawSnapshotRow]) -> None:
+        degraded = builder.pop_degraded_rows()
+        if degraded:  # the builder invalidated the book of a row it could not build
+            if self.metrics is not None:
+                self.metrics.snapshot_rows_degraded.labels(symbol=builder.symbol).inc(degraded)
+            self._resync_book(builder.symbol)
         if not rows:
             return
         self.stats.rows += len(rows)
         for row in rows:
             self.stats.by_symbol_rows[row.symbol] += 1
-        self.sink.submit_rows(rows)
+        self._fan_out("rows", len(rows), lambda sink: sink.submit_rows(rows))
 
     def _submit_candles(self, store: CandleStore) -> None:
         closed = store.drain_unrecorded()
         if closed:
             self.stats.candles += len(closed)
-            self.sink.submit_candles(closed)
+            self._fan_out("candles", len(closed), lambda sink: sink.submit_candles(closed))
+
+    def _fan_out(self, kind: str, n: int, deliver: Callable[[MarketSink], None]) -> None:
+        """`deliver` to every sink in turn; one that raises is logged and counted, the others still get it."""
+        for sink in self.sinks:
+            try:
+                deliver(sink)
+            except Exception:
+                name = type(sink).__name__
+                log.exception("market sink failed", sink=name, kind=kind, items=n)
+                if self.metrics is not None:
+                    self.metrics.market_sink_errors.labels(sink=name, kind=kind).inc()
 
     def _count(self, topic: str) -> None:
         if self.metrics is not None:

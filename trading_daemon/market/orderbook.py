@@ -1,13 +1,13 @@
 """The local order book of one symbol, maintained from Bybit's `orderbook.{depth}` snapshots and deltas.
 
 Each side is a price-keyed map plus a sorted list of its prices, so the best levels and the top N are a
-slice, deletes of absent levels are harmless, and a re-sent snapshot replaces everything (BYBIT_V5.md §5.3,
+slice, deletes of absent levels are harmless, and a re-sent snapshot replaces everything (docs/exchange_protocol.md §5.3,
 §8.1). Written by hand rather than taken from a client library because the raw snapshot row needs the
-per-message level events and level lifetimes of FEATURES.md §6.2, which no library exposes; `bench/`
+per-message level events and level lifetimes of docs/features.md §6.2, which no library exposes; `bench/`
 measures it against a naive rebuild-the-sorted-view baseline.
 
 Prices are floats parsed from the exchange's decimal strings: the same string always gives the same
-float, so they are exact map keys, and rows carry float64 anyway (FEATURES.md §6.1).
+float, so they are exact map keys, and rows carry float64 anyway (docs/features.md §6.1).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class DeltaOutcome(Enum):
 
 @dataclass
 class LevelEvents:
-    """What one applied delta did to the levels (FEATURES.md §6.2)."""
+    """What one applied delta did to the levels (docs/features.md §6.2)."""
 
     bid_inserts: int = 0
     bid_updates: int = 0

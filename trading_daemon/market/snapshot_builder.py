@@ -1,4 +1,4 @@
-"""The raw snapshot builder: the single producer of raw snapshot rows (FEATURES.md §6), for recording
+"""The raw snapshot builder: the single producer of raw snapshot rows (docs/features.md §6), for recording
 and for live features alike.
 
 One builder per symbol consumes that symbol's messages in arrival order — `orderbook.50` snapshots and
@@ -7,15 +7,25 @@ exchange time: row R (a multiple of SNAPSHOT_INTERVAL_MS) holds the messages wit
 earlier row holds. Row R is emitted when the symbol's clock (the running maximum message ts) passes R,
 or when `on_timer` sees local time (mapped onto exchange time) pass R + ROW_GRACE_MS. The builder is
 pure and synchronous: the daemon feeds it, so a replayed message log reproduces the recorded rows.
+
+A row is emitted on time whatever happened: one that cannot be built from the book and the interval's
+aggregates (a level the book should never have held, an aggregate that overflowed) is emitted as the row
+of an invalid book instead (no levels, `book_reset`, docs/features.md §6.2), the book is invalidated, and
+`pop_degraded_rows` tells the owner to resync it. Nothing the builder is fed can stop its rows.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from schemas.snapshot import BOOK_DEPTH, RawSnapshotRow
+import structlog
+
+from schemas.snapshot import BOOK_DEPTH, NO_CANDLE_PIN, RawSnapshotRow
 from trading_daemon.market.orderbook import DeltaOutcome, Level, LevelEvents, LocalOrderBook
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -38,15 +48,18 @@ class _Aggregates:
 
 
 class RawSnapshotBuilder:
-    """Builds the raw snapshot rows of one symbol from its messages (FEATURES.md §6.2)."""
+    """Builds the raw snapshot rows of one symbol from its messages (docs/features.md §6.2).
+
+    `interval_ms` and `grace_ms` are SNAPSHOT_INTERVAL_MS and ROW_GRACE_MS (`infra.settings.FeedConfig`).
+    """
 
     def __init__(
         self,
         symbol: str,
         *,
-        interval_ms: int = 1000,
-        grace_ms: int = 250,
-        candle_pin: Callable[[], int] = lambda: -1,
+        interval_ms: int,
+        grace_ms: int,
+        candle_pin: Callable[[], int] = lambda: NO_CANDLE_PIN,
         book: LocalOrderBook | None = None,
     ) -> None:
         if interval_ms <= 0:
@@ -64,6 +77,8 @@ class RawSnapshotBuilder:
         self.last_emitted: int | None = None
         self.last_trade_price = 0.0
         self.rows_emitted = 0
+        self.rows_degraded = 0  # rows emitted as an invalid book's because the real one could not be built
+        self._degraded_unreported = 0
         self._agg = _Aggregates()
 
     # -- inputs --------------------------------------------------------------------------------------
@@ -94,6 +109,12 @@ class RawSnapshotBuilder:
     def on_trade(
         self, ts: int, side: str, price: float, size: float, *, block_trade: bool = False
     ) -> list[RawSnapshotRow]:
+        if not (0.0 < price < math.inf and 0.0 < size < math.inf):
+            raise ValueError(
+                f"{self.symbol} trade at {ts}: price and size must be finite and > 0, got {price} and {size}"
+            )
+        if side not in ("Buy", "Sell"):
+            raise ValueError(f"{self.symbol} trade at {ts}: taker side must be Buy or Sell, got {side!r}")
         rows = self._arrive(ts)
         if block_trade:  # block trades never touch the book and are left out of every aggregate
             return rows
@@ -102,12 +123,10 @@ class RawSnapshotBuilder:
             agg.n_buy_trades += 1
             agg.buy_volume += size
             agg.buy_notional += price * size
-        elif side == "Sell":
+        else:
             agg.n_sell_trades += 1
             agg.sell_volume += size
             agg.sell_notional += price * size
-        else:
-            raise ValueError(f"{self.symbol} trade at {ts}: taker side must be Buy or Sell, got {side!r}")
         mid = self.book.mid()
         if mid is not None:
             agg.eff_spread_wsum += size * abs(price - mid) / mid
@@ -123,12 +142,18 @@ class RawSnapshotBuilder:
         """Emit every open row whose grace period has passed on the local clock (in exchange time)."""
         rows: list[RawSnapshotRow] = []
         while self.next_boundary is not None and exchange_now_ms >= self.next_boundary + self.grace_ms:
-            rows.append(self._emit())
+            if (row := self._emit()) is not None:
+                rows.append(row)
         return rows
 
     def invalidate_book(self) -> None:
         """The connection dropped or a resync started: rows carry no levels until the next snapshot."""
         self.book.invalidate()
+
+    def pop_degraded_rows(self) -> int:
+        """Rows emitted as an invalid book's since the last call (the book was invalidated: resync it)."""
+        n, self._degraded_unreported = self._degraded_unreported, 0
+        return n
 
     # -- rows ----------------------------------------------------------------------------------------
 
@@ -138,21 +163,59 @@ class RawSnapshotBuilder:
             self.first_message_ts = ts
             self.next_boundary = -(-ts // self.interval_ms) * self.interval_ms  # first multiple >= ts
         while ts > self.next_boundary:  # the clock passes R: row R is complete
-            rows.append(self._emit())
+            if (row := self._emit()) is not None:
+                rows.append(row)
         if self.last_emitted is not None and ts <= self.last_emitted:
             self._agg.late_messages += 1
         self.clock = ts if self.clock is None else max(self.clock, ts)
         return rows
 
-    def _emit(self) -> RawSnapshotRow:
-        assert self.next_boundary is not None and self.first_message_ts is not None
+    def _emit(self) -> RawSnapshotRow | None:
+        assert self.next_boundary is not None
         boundary = self.next_boundary
-        agg = self._agg
+        row: RawSnapshotRow | None
+        try:
+            row = self._row(boundary, self._agg)
+        except Exception as exc:  # whatever broke the row, it must not stop this symbol's rows
+            row = self._degraded_row(boundary, exc)
+        self._agg = _Aggregates()
+        self.last_emitted = boundary
+        self.next_boundary = boundary + self.interval_ms
+        if row is not None:
+            self.rows_emitted += 1
+        return row
+
+    def _degraded_row(self, boundary: int, error: Exception) -> RawSnapshotRow | None:
+        """Row `boundary` as an invalid book's (no levels, `book_reset`), the book invalidated for a resync.
+
+        The interval's aggregates stay when they are valid; when they are not (an overflow, a lifetime
+        from messages whose ts went backwards) the row carries none, which its `book_reset` covers. None
+        only when not even that row is valid (a boundary that is no time: a message with ts <= 0).
+        """
+        self.book.invalidate()
+        self.rows_degraded += 1
+        self._degraded_unreported += 1
+        row: RawSnapshotRow | None = None
+        aggregates = "kept"
+        for agg in (self._agg, _Aggregates()):
+            try:
+                row = self._row(boundary, agg)
+                break
+            except ValueError:
+                aggregates = "dropped"
+        log.error(
+            "raw snapshot row could not be built: emitted without levels, book invalidated",
+            symbol=self.symbol, ts=boundary, error=repr(error), aggregates=aggregates if row else "no row",
+        )  # fmt: skip
+        return row
+
+    def _row(self, boundary: int, agg: _Aggregates) -> RawSnapshotRow:
+        assert self.first_message_ts is not None
         bids, asks = self.book.top(BOOK_DEPTH)
         first = self.rows_emitted == 0
         ev = agg.events
         lifetimes = ev.lifetimes_s
-        row = RawSnapshotRow(
+        return RawSnapshotRow(
             symbol=self.symbol,
             ts=boundary,
             interval_ms=boundary - self.first_message_ts if first else self.interval_ms,
@@ -188,11 +251,6 @@ class RawSnapshotBuilder:
             book_update_id=self.book.last_u,
             book_msg_ts=self.book.last_ts,
         )
-        self._agg = _Aggregates()
-        self.last_emitted = boundary
-        self.next_boundary = boundary + self.interval_ms
-        self.rows_emitted += 1
-        return row
 
     def _bbo_state(self) -> tuple[Level | None, Level | None]:
         # (Pb, Qb) and (Pa, Qa); an empty side or an invalid book counts as "none".

@@ -1,4 +1,4 @@
-"""Structured JSON logging for the daemon (original spec "Logging", §7; ARCHITECTURE.md "Conventions").
+"""Structured JSON logging for the daemon (original spec "Logging", §7; docs/architecture.md "Conventions in code").
 
 Every line is one JSON object with `timestamp` (ISO 8601, UTC), `level`, `logger`, `event`, and the
 `trace_id` / `correlation_id` of the context it was written in (null outside any operation), so
@@ -28,7 +28,14 @@ from pathlib import Path
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["DailyFileHandler", "configure_logging", "get_logger", "prune_logs", "reset_logging"]
+__all__ = [
+    "DailyFileHandler",
+    "configure_console_logging",
+    "configure_logging",
+    "get_logger",
+    "prune_logs",
+    "reset_logging",
+]
 
 # Marks the handlers configure_logging installed on the root logger, so a second call replaces
 # exactly those and leaves foreign ones (pytest's caplog, a systemd journal handler) alone.
@@ -176,6 +183,41 @@ def configure_logging(
     if retention_days is not None:
         prune_logs(log_dir, retention_days)
 
+    handlers: list[logging.Handler] = [
+        DailyFileHandler(log_dir, "bot", retention_days=retention_days),  # prunes both kinds of file
+        DailyFileHandler(log_dir, "bot_errors"),
+    ]
+    handlers[1].setLevel(logging.ERROR)
+    if console:
+        handlers.append(_StderrHandler())
+    _install(handlers, _json_formatter(), numeric_level)
+
+
+def configure_console_logging(level: str) -> None:
+    """Route structlog and stdlib logging to stderr only, one `key=value` line per event, from `level` up.
+
+    For the command line's one-shot commands (`db status`, `record-sim`, `exchange-sim`, …), whose stdout
+    is their output; the daemon and the demo call `configure_logging` instead, which replaces this.
+    """
+    numeric_level = logging.getLevelName(level.upper())
+    if not isinstance(numeric_level, int):
+        raise ValueError(f"log level {level!r} is not a logging level name")
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _drop_empty_trace_fields,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(
+                key_order=["timestamp", "level", "logger", "event"], drop_missing=True
+            ),
+        ],
+    )
+    _install([_StderrHandler()], formatter, numeric_level)
+
+
+def _install(handlers: list[logging.Handler], formatter: logging.Formatter, level: int) -> None:
+    """structlog events become stdlib records; `handlers` replace the ones installed before."""
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -189,23 +231,21 @@ def configure_logging(
         # Not cached: a cached logger would keep the processor chain of an earlier configure call.
         cache_logger_on_first_use=False,
     )
-
-    formatter = _json_formatter()
-    handlers: list[logging.Handler] = [
-        DailyFileHandler(log_dir, "bot", retention_days=retention_days),  # prunes both kinds of file
-        DailyFileHandler(log_dir, "bot_errors"),
-    ]
-    handlers[1].setLevel(logging.ERROR)
-    if console:
-        handlers.append(_StderrHandler())
-
     root = logging.getLogger()
     _remove_owned_handlers(root)
     for handler in handlers:
         handler.setFormatter(formatter)
         setattr(handler, _OWNED_ATTR, True)
         root.addHandler(handler)
-    root.setLevel(numeric_level)
+    root.setLevel(level)
+
+
+def _drop_empty_trace_fields(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    # On a terminal, `trace_id=None correlation_id=None` on every line is noise.
+    for key in ("trace_id", "correlation_id"):
+        if event_dict.get(key) is None:
+            event_dict.pop(key, None)
+    return event_dict
 
 
 def reset_logging() -> None:

@@ -10,8 +10,14 @@ The resilience package does not import this module; the daemon wires `breaker_st
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from ml.features.finite import NON_FINITE_REPLACED
 
 __all__ = ["BREAKER_STATE_VALUES", "CONTENT_TYPE_LATEST", "DaemonMetrics", "render_metrics"]
 
@@ -41,6 +47,49 @@ class DaemonMetrics:
             namespace=ns,
             registry=reg,
         )
+        self.market_messages_invalid = Counter(
+            "market_messages_invalid",
+            "Market-data messages dropped as invalid (nothing of them applied), by topic kind and reason.",
+            ["topic", "reason"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.snapshot_rows_degraded = Counter(
+            "snapshot_rows_degraded",
+            "Raw snapshot rows that could not be built and were emitted as an invalid book's (book resynced).",
+            ["symbol"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.market_feed_timer_errors = Counter(
+            "market_feed_timer_errors",
+            "Errors caught in the market feed's grace timer (the timer keeps running).",
+            namespace=ns,
+            registry=reg,
+        )
+        self.market_sink_errors = Counter(
+            "market_sink_errors",
+            "Errors raised by a market sink (the other sinks and the feed carry on), by sink and output kind.",
+            ["sink", "kind"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.ws_frames_dropped = Counter(
+            "ws_frames_dropped",
+            "WebSocket frames dropped without reaching a handler, by reason.",
+            ["reason"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.live_feature_errors = Counter(
+            "live_feature_errors",
+            "Rows or candles the live feature engine could not take (the row's window run is broken).",
+            ["symbol", "kind"],
+            namespace=ns,
+            registry=reg,
+        )
+        # Read at scrape time from the feature code's own process-wide counter (docs/features.md §1.5).
+        reg.register(NonFiniteFeatureCollector(ns))
         self.candle_backfills = Counter(
             "candle_backfills",
             "Candle back-fills over REST, by symbol and outcome (filled, hole, failed).",
@@ -113,6 +162,10 @@ class DaemonMetrics:
         """Count one market-data message of `topic` (e.g. `orderbook.50.BTCUSDT`)."""
         self.market_messages.labels(topic=topic).inc()
 
+    def ws_frame_dropped(self, reason: str, topic: str) -> None:
+        """WebSocket listener: count a frame dropped unrouted (the topic, which a venue chooses, is no label)."""
+        self.ws_frames_dropped.labels(reason=reason).inc()
+
     def breaker_state_changed(self, breaker: str, old_state: str, new_state: str) -> None:
         """Circuit-breaker listener: set the state gauge and count the transition."""
         self.circuit_breaker_state.labels(breaker=breaker).set(BREAKER_STATE_VALUES[str(new_state)])
@@ -135,6 +188,23 @@ class DaemonMetrics:
     def render(self) -> str:
         """The Prometheus text exposition of every metric in this registry."""
         return render_metrics(self.registry)
+
+
+class NonFiniteFeatureCollector(Collector):
+    """`feature_values_replaced_total{feature}`: non-finite feature results replaced by their default."""
+
+    def __init__(self, namespace: str) -> None:
+        self.name = f"{namespace}_feature_values_replaced"
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            self.name,
+            "Feature values that came out NaN or infinite and were replaced by the feature's default.",
+            labels=["feature"],
+        )
+        for feature, count in sorted(NON_FINITE_REPLACED.items()):
+            family.add_metric([feature], float(count))
+        yield family
 
 
 def render_metrics(registry: CollectorRegistry) -> str:

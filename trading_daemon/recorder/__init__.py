@@ -1,6 +1,6 @@
 """The raw snapshot recorder: batched, idempotent writes of market data with a local spool."""
 
-from trading_daemon.recorder.channel import RecorderConfig, is_transient
+from trading_daemon.recorder.channel import RecorderConfig, database_down
 from trading_daemon.recorder.recorder import (
     KINDS,
     KindStats,
@@ -17,6 +17,6 @@ __all__ = [
     "RecorderConfig",
     "RecorderStats",
     "Spool",
-    "is_transient",
+    "database_down",
     "open_recorder_pool",
 ]

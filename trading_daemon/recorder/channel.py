@@ -5,44 +5,42 @@ Order is kept per kind. Every record is handled in submit order: a batch taken f
 older than anything still queued, and once anything is in the spool every later batch is appended
 after it, until the back-fill has committed the spool oldest file first. Only then are batches
 written directly again.
+
+What a failed write means is the daemon's failure policy (`trading_daemon.errors.classify`; the
+repository has already turned driver errors into `infra.db.errors` types): RETRY (the database is
+unreachable, or interrupted the statement; a write timed out) is retried a few times with the daemon's
+`Backoff`, then the database counts as down and batches go to the spool. Anything else (REJECT: the
+database refuses this batch's data; FATAL: the SQL does not fit the database) is about the batch, not the
+database: it is put aside in a rejected spool file, never dropped, and the writer carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-import psycopg
-from psycopg_pool import PoolTimeout
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+import structlog
+from tenacity import AsyncRetrying, stop_after_attempt
 
-from infra.db.errors import DatabaseUnavailable
+from trading_daemon.errors import Backoff, classify, retry_if_transient
 from trading_daemon.recorder.health import DatabaseHealth
 from trading_daemon.recorder.spool import Spool
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 State = Literal["writing", "spooling", "backfilling"]
 Write = Callable[[Sequence[T]], Awaitable[int]]
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Errors that mean "the database is not reachable right now", as opposed to a refused batch."""
-    return isinstance(
-        exc,
-        psycopg.OperationalError
-        | psycopg.InterfaceError
-        | PoolTimeout
-        | TimeoutError
-        | OSError
-        | DatabaseUnavailable,
-    )
+def database_down(exc: BaseException) -> bool:
+    """Whether a failed write means "the database cannot take writes now" (spool and probe), as opposed
+    to "the database refuses this batch" (put the batch aside): the policy's RETRY."""
+    return classify(exc).retry
 
 
 @dataclass(frozen=True)
@@ -198,11 +196,11 @@ class Channel(Generic[T]):
             try:
                 added = await self._write_db(records)
             except Exception as exc:
-                if not is_transient(exc):
+                if not database_down(exc):
                     await self._reject(records, batch[0][0], exc)
                     self._advance(len(records), durable=True)
                     return
-                log.warning("recorder %s: database unreachable (%s); spooling", self.kind, exc)
+                log.warning("recorder database unreachable, spooling", kind=self.kind, error=str(exc))
                 self._health.mark_down()
             else:
                 self.rows_written += len(records)
@@ -239,23 +237,30 @@ class Channel(Generic[T]):
                     self.rows_backfilled += len(chunk)
                     self.rows_duplicate += len(chunk) - added
             except Exception as exc:
-                if not is_transient(exc):
-                    log.error("recorder %s: database refused spool file %s: %s", self.kind, path, exc)
+                if not database_down(exc):
+                    log.error(
+                        "recorder database refused a spool file",
+                        kind=self.kind,
+                        path=str(path),
+                        error=str(exc),
+                    )
                     await asyncio.to_thread(self.spool.reject, path, repr(exc))
                     self.rows_rejected += len(records)
                     continue
-                log.warning("recorder %s: back-fill interrupted (%s); spooling", self.kind, exc)
+                log.warning("recorder back-fill interrupted, spooling", kind=self.kind, error=str(exc))
                 self._health.mark_down()
                 return
             await asyncio.to_thread(self.spool.remove, path)
-            log.info("recorder %s: back-filled %d records from %s", self.kind, len(records), path.name)
+            log.info(
+                "recorder back-filled a spool file", kind=self.kind, records=len(records), file=path.name
+            )
             await self._mark_progress()
 
     async def _write_db(self, records: Sequence[T]) -> int:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._cfg.retry_attempts),
-            wait=wait_exponential(multiplier=self._cfg.retry_wait_s, max=1.0),
-            retry=retry_if_exception(is_transient),
+            wait=Backoff(self._cfg.retry_wait_s, max(self._cfg.retry_wait_s, 1.0)),
+            retry=retry_if_transient,
             reraise=True,
         )
         async for attempt in retrying:
@@ -272,7 +277,7 @@ class Channel(Generic[T]):
             self.spool.append(records, submitted_at)
             self.spool.reject(self.spool.files()[-1], repr(exc))
 
-        log.error("recorder %s: database refused a batch of %d: %s", self.kind, len(records), exc)
+        log.error("recorder database refused a batch", kind=self.kind, records=len(records), error=str(exc))
         await asyncio.to_thread(put_aside)
         self.rows_rejected += len(records)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
+import structlog
 from psycopg_pool import AsyncConnectionPool
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class DatabaseHealth:
@@ -27,7 +27,7 @@ class DatabaseHealth:
         """Record that a write failed; start probing (idempotent)."""
         if self.up:
             self.outages += 1
-            log.warning("recorder: database marked unreachable; probing every %.1fs", self._interval_s)
+            log.warning("recorder database unreachable, probing", probe_interval_s=self._interval_s)
         self.up = False
         if self._probe is None or self._probe.done():
             self._probe = asyncio.get_running_loop().create_task(self._run(), name="recorder-db-probe")
@@ -38,7 +38,7 @@ class DatabaseHealth:
             async with asyncio.timeout(self._timeout_s), self._pool.connection() as conn:
                 await conn.execute("SELECT 1")
         except Exception as exc:
-            log.debug("recorder: database probe failed: %s", exc)
+            log.debug("recorder database probe failed", error=str(exc), error_type=type(exc).__name__)
             return False
         return True
 
@@ -46,7 +46,7 @@ class DatabaseHealth:
         while not self.up:
             await asyncio.sleep(self._interval_s)
             if await self.check():
-                log.info("recorder: database reachable again; back-filling the spool")
+                log.info("recorder database reachable again, back-filling the spool")
                 self.up = True
 
     async def close(self) -> None:

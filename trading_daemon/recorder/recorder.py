@@ -67,17 +67,18 @@ class RecorderStats:
     kinds: dict[str, KindStats]
 
 
-async def open_recorder_pool(database: Database, *, max_size: int = 3) -> AsyncConnectionPool:
+async def open_recorder_pool(database: Database) -> AsyncConnectionPool:
     """A pool for the recorder that opens even while the database is down, and recovers quickly.
 
-    psycopg_pool retries a lost connection with an uncapped exponential backoff, so after a long
-    outage it could sit idle for as long again; a short reconnect_timeout makes it give up that
-    attempt, and the recorder's next request starts a fresh one at once.
+    Sized by the database's DB_POOL_MIN_SIZE and DB_POOL_MAX_SIZE. psycopg_pool retries a lost
+    connection with an uncapped exponential backoff, so after a long outage it could sit idle for as
+    long again; a short reconnect_timeout makes it give up that attempt, and the recorder's next request
+    starts a fresh one at once.
     """
     pool = AsyncConnectionPool(
         database.conninfo,
-        min_size=1,
-        max_size=max_size,
+        min_size=database.pool_min_size,
+        max_size=database.pool_max_size,
         open=False,
         reconnect_timeout=2.0,
         kwargs={"connect_timeout": database.connect_timeout_s},
@@ -127,13 +128,6 @@ class Recorder:
             "candles": self.candles,
         }
         self._tasks: list[asyncio.Task[None]] = []
-
-    @classmethod
-    def for_var_dir(
-        cls, pool: AsyncConnectionPool, var_dir: Path, config: RecorderConfig | None = None
-    ) -> Recorder:
-        """The daemon's recorder: spool under `<var_dir>/spool` (Settings.var_dir)."""
-        return cls(pool, Path(var_dir) / "spool", config)
 
     async def start(self) -> Recorder:
         """Start the writer tasks. Spool files of a previous run are back-filled first if the

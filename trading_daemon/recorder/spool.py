@@ -12,7 +12,6 @@ The methods are blocking file I/O: the channel calls them through `asyncio.to_th
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 import time
@@ -21,8 +20,9 @@ from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import msgspec
+import structlog
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 _LEN = struct.Struct(">I")
@@ -142,7 +142,9 @@ class Spool(Generic[T]):
             out.extend(records)
             pos += _LEN.size + n
         if pos != len(data):
-            log.warning("spool %s: ignoring a torn frame of %d bytes at its end", path, len(data) - pos)
+            log.warning(
+                "spool segment ends in a torn frame, ignored", path=str(path), torn_bytes=len(data) - pos
+            )
         return out
 
     def remove(self, path: Path) -> None:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 import structlog
+
+from infra.settings import code_defaults
+from trading_daemon.errors import TransientError
 
 __all__ = [
     "BreakerConfig",
@@ -67,8 +70,12 @@ class InvalidTransition(RuntimeError):
     """A state change outside the transition table: a bug in the breaker."""
 
 
-class CircuitBreakerError(Exception):
-    """Raised instead of calling through an open (or busy half-open) breaker."""
+# A breaker lets its trial call through only once the cool-down has fully passed.
+BREAKER_MARGIN_S = 0.05
+
+
+class CircuitBreakerError(TransientError):
+    """Raised instead of calling through an open (or busy half-open) breaker: retry after `retry_after`."""
 
     def __init__(self, breaker: str, retry_after: float, state: CircuitState) -> None:
         when = f"retry in {retry_after:.1f}s" if retry_after > 0 else "retry once the trial call finishes"
@@ -76,6 +83,10 @@ class CircuitBreakerError(Exception):
         self.breaker = breaker
         self.retry_after = retry_after
         self.state = state
+
+    def retry_after_s(self, now_ms: int) -> float | None:
+        """Just after the cool-down; None (the backoff) while a half-open trial is in flight."""
+        return self.retry_after + BREAKER_MARGIN_S if self.retry_after > 0 else None
 
 
 def transport_or_server_error(exc: BaseException) -> bool:
@@ -92,10 +103,14 @@ def transport_or_server_error(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    """Settings of one breaker; `CircuitBreakerManager` creates breakers from a default one."""
+    """Settings of one breaker; `CircuitBreakerManager` creates breakers from a default one.
 
-    failure_threshold: int = 5
-    cooldown_seconds: float = 60.0
+    The daemon passes CIRCUIT_BREAKER_FAILURE_THRESHOLD and CIRCUIT_BREAKER_COOLDOWN_S
+    (`infra.settings.ExchangeConfig`); a breaker built without them takes the settings' defaults.
+    """
+
+    failure_threshold: int = field(default_factory=lambda: code_defaults().circuit_breaker_failure_threshold)
+    cooldown_seconds: float = field(default_factory=lambda: code_defaults().circuit_breaker_cooldown_s)
     half_open_max_calls: int = 1
     ignored: tuple[type[BaseException], ...] = ()
     is_failure: Callable[[BaseException], bool] | None = None

@@ -1,4 +1,4 @@
-"""Async token-bucket rate limiting for Bybit (original spec §8, scenario 5; BYBIT_V5.md §1.5, §8.4).
+"""Async token-bucket rate limiting for Bybit (original spec §8, scenario 5; docs/exchange_protocol.md §1.5, §8.4).
 
 Each named bucket holds up to `capacity` tokens and refills continuously, full in `window_seconds`.
 `acquire` reserves its tokens at once (the balance may go negative) and then sleeps until the
@@ -24,6 +24,8 @@ from types import MappingProxyType
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
+
+from trading_daemon.errors import TransientError
 
 __all__ = [
     "BYBIT_BUCKETS",
@@ -85,13 +87,17 @@ BYBIT_BUCKETS: Mapping[str, BucketSpec] = MappingProxyType(
 )
 
 
-class RateLimitExceeded(Exception):
-    """Raised by `@rate_limited` when a call would have to wait longer than its `max_wait`."""
+class RateLimitExceeded(TransientError):
+    """Raised by `@rate_limited` when a call would have to wait longer than its `max_wait`: retry after
+    `wait_seconds`."""
 
     def __init__(self, bucket: str, wait_seconds: float) -> None:
         super().__init__(f"rate limit bucket {bucket!r} needs {wait_seconds:.2f}s more than allowed")
         self.bucket = bucket
         self.wait_seconds = wait_seconds
+
+    def retry_after_s(self, now_ms: int) -> float:
+        return self.wait_seconds
 
 
 class _Bucket:

@@ -9,6 +9,7 @@ from infra.db.repositories.market_data import (
     read_snapshots,
     read_snapshots_pandas,
     read_trades,
+    snapshot_span,
 )
 from infra.db.repositories.model_versions import ModelVersionRepository
 from infra.db.repositories.orders import OrderRepository
@@ -26,5 +27,6 @@ __all__ = [
     "read_snapshots",
     "read_snapshots_pandas",
     "read_trades",
+    "snapshot_span",
     "verify_chain",
 ]

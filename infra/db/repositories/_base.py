@@ -12,6 +12,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from infra.db.errors import storage_errors
+
 AsyncConn = AsyncConnection[Any]
 
 
@@ -36,7 +38,7 @@ class AsyncRepository:
 
     Every method takes an optional `conn`: given, it runs inside the caller's transaction (so an
     order update and its audit row commit together); omitted, it takes a pooled connection and
-    commits its own transaction.
+    commits its own transaction. Driver exceptions leave as `infra.db.errors` types (`storage_errors`).
     """
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
@@ -44,12 +46,14 @@ class AsyncRepository:
 
     @contextlib.asynccontextmanager
     async def _tx(self, conn: AsyncConn | None) -> AsyncIterator[AsyncConn]:
-        if conn is not None:
-            async with conn.transaction():
-                yield conn
-            return
-        async with self._pool.connection() as pooled, pooled.transaction():
-            yield pooled
+        # Outside the transaction: what its rollback or commit raises is translated too.
+        with storage_errors():
+            if conn is not None:
+                async with conn.transaction():
+                    yield conn
+                return
+            async with self._pool.connection() as pooled, pooled.transaction():
+                yield pooled
 
     @staticmethod
     def _cursor(conn: AsyncConn) -> Any:

@@ -18,6 +18,7 @@ import msgspec
 from psycopg import Connection
 from psycopg.rows import dict_row
 
+from infra.db.errors import storage_errors
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
 from schemas.times import ms_to_datetime, now_ms
 from schemas.trading import AuditEvent
@@ -160,7 +161,7 @@ def verify_chain(conn: Connection[Any], *, batch_size: int = 5000) -> ChainRepor
     """Recompute every row hash in id order and report rows whose content or link does not hold."""
     report = ChainReport()
     expected_prev = GENESIS_HASH
-    with conn.cursor(name="audit_verify", row_factory=dict_row) as cur:
+    with storage_errors(), conn.cursor(name="audit_verify", row_factory=dict_row) as cur:
         cur.itersize = batch_size
         cur.execute(_SELECT + " ORDER BY id")
         for row in cur:

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 from psycopg import Connection
 
+from infra.db.errors import storage_errors
 from infra.db.repositories._base import AsyncConn, AsyncRepository, ms, ms_param
 from schemas.arrow import CANDLES, PUBLIC_TRADES, RAW_SNAPSHOTS
 from schemas.market import Candle, PublicTrade
@@ -174,7 +175,7 @@ def _read(
 ) -> pa.Table:
     columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     names = schema.names
-    with conn.cursor(binary=True) as cur:
+    with storage_errors(), conn.cursor(binary=True) as cur:
         cur.execute(sql, params)
         while chunk := cur.fetchmany(batch):
             for i, name in enumerate(names):
@@ -197,6 +198,19 @@ def read_snapshots(conn: Connection[Any], symbol: str, start_ms: int, end_ms: in
 def read_snapshots_pandas(conn: Connection[Any], symbol: str, start_ms: int, end_ms: int) -> pd.DataFrame:
     """As read_snapshots, as a DataFrame (level arrays as numpy arrays per cell)."""
     return read_snapshots(conn, symbol, start_ms, end_ms).to_pandas()
+
+
+def snapshot_span(conn: Connection[Any], symbol: str) -> tuple[int, int] | None:
+    """The ts of the first and the last recorded raw snapshot row of `symbol`, or None when none is."""
+    with storage_errors():
+        row = conn.execute(
+            f"SELECT {ms('min(ts)', 'first_ms')}, {ms('max(ts)', 'last_ms')} FROM market_snapshots "
+            "WHERE symbol = %(symbol)s",
+            {"symbol": symbol},
+        ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
 
 
 def read_trades(conn: Connection[Any], symbol: str, start_ms: int, end_ms: int) -> pa.Table:

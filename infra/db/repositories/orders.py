@@ -7,9 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from psycopg import errors
 
-from infra.db.errors import DuplicateKey, NotFound, VersionConflict
+from infra.db.errors import NotFound, VersionConflict, storage_errors
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms, ms_param
 from schemas.enums import OrderStatus
 from schemas.trading import Order, OrderEvent
@@ -56,7 +55,9 @@ class OrderRepository(AsyncRepository):
         }
         async with self._tx(conn) as c:
             cur = self._cursor(c)
-            try:
+            with storage_errors(
+                duplicate=f"an order with client_order_id {order.client_order_id!r} already exists"
+            ):
                 await cur.execute(
                     f"""WITH o AS (
                           INSERT INTO orders ({", ".join(params)})
@@ -65,10 +66,6 @@ class OrderRepository(AsyncRepository):
                         SELECT {_COLUMNS} FROM o""",
                     params,
                 )
-            except errors.UniqueViolation as exc:
-                raise DuplicateKey(
-                    f"an order with client_order_id {order.client_order_id!r} already exists"
-                ) from exc
             created = _to_order(await cur.fetchone())
             await cur.execute(
                 """INSERT INTO order_events (order_id, from_status, to_status, reason, trace_id)

@@ -6,9 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from psycopg import errors
 
-from infra.db.errors import DuplicateKey, NotFound, VersionConflict
+from infra.db.errors import NotFound, VersionConflict, storage_errors
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
 from schemas.enums import PositionStatus
 from schemas.times import ms_to_datetime
@@ -67,17 +66,15 @@ class PositionRepository(AsyncRepository):
         }
         async with self._tx(conn) as c:
             cur = self._cursor(c)
-            try:
+            with storage_errors(
+                duplicate=f"{position.symbol} already has a live position (one-way mode allows one per symbol)"
+            ):
                 await cur.execute(
                     f"""WITH p AS (INSERT INTO positions ({", ".join(params)})
                                    VALUES ({", ".join(f"%({k})s" for k in params)}) RETURNING *)
                         SELECT {_COLUMNS} FROM p""",
                     params,
                 )
-            except errors.UniqueViolation as exc:
-                raise DuplicateKey(
-                    f"{position.symbol} already has a live position (one-way mode allows one per symbol)"
-                ) from exc
             created = _to_position(await cur.fetchone())
             await cur.execute(
                 """INSERT INTO position_events (position_id, from_status, to_status, reason, trace_id)

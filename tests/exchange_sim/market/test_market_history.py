@@ -1,4 +1,4 @@
-"""The kline history the synthetic market hands the venue at start (SIM_MARKET.md §13 "History")."""
+"""The kline history the synthetic market hands the venue at start (docs/exchange_sim_market.md §13.1)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_history_is_contiguous_ends_before_the_start_minute_and_at_the_start_pri
                 assert price % spec.tick_size == 0
             assert c.volume > 0 and c.volume % spec.qty_step == 0
             assert c.low * c.volume <= c.turnover <= c.high * c.volume + Decimal("0.0001")
-        # Volatility and volume of the order of the live market's (SIM_MARKET.md §6, calm BTC ~0.05%/min).
+        # Volatility and volume of the order of the live market's (docs/exchange_sim_market.md §6, calm BTC ~0.05%/min).
         closes = np.array([float(c.close) for c in candles])
         returns = np.diff(np.log(closes))
         assert 1e-4 < returns.std() < 3e-3

@@ -1,4 +1,4 @@
-"""Anonymous segments in the engine's book (SIM_MARKET.md §11) and checks U1, U2 at the engine level."""
+"""Anonymous segments in the engine's book (docs/exchange_sim_market.md §11) and checks U1, U2 at the engine level."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from exchange_sim.market import ManipulationParams, MarketConfig, ShiftParams, SyntheticMarket
-from exchange_sim.market import checks as C
 from exchange_sim.market.background import ASK, BID
+from testkit import market_checks as C
 
 from .conftest import T0, Clock, make_engine  # type: ignore[import-not-found]
 

@@ -233,12 +233,13 @@ def until() -> Callable[..., Awaitable[None]]:
 
 @pytest.fixture
 def published(sim: SimServer) -> Callable[[str], Awaitable[None]]:
-    """``await published(symbol)``: wait until every depth topic has published the current book."""
+    """``await published(symbol)``: wait until every depth topic has published the current book (or,
+    with nobody subscribed, is idle: it is brought up to date when read)."""
 
     async def wait(symbol: str = "BTCUSDT") -> None:
         book = sim.venue.engine.books[symbol]
         topics = [t for t in sim.state.public.feed.topics.values() if t.symbol == symbol and t.depth != 1]
-        await wait_for(lambda: all(t.seq == book.seq for t in topics))
+        await wait_for(lambda: all(t.idle or t.seq == book.seq for t in topics))
 
     return wait
 

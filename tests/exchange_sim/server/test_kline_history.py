@@ -1,4 +1,4 @@
-"""The paper exchange serves a kline history from its start (SIM_MARKET.md §13), and live candles follow it."""
+"""The paper exchange serves a kline history from its start (docs/exchange_sim_market.md §13), and live candles follow it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request signing: BYBIT_V5.md §2.4 test vectors and every authentication rejection path."""
+"""Request signing: docs/exchange_protocol.md §2.4 test vectors and every authentication rejection path."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from exchange_sim.server.app import SimServer
 
 
 class LocalBook:
-    """A client-side book kept exactly as BYBIT_V5.md §5.3 tells a client to."""
+    """A client-side book kept exactly as docs/exchange_protocol.md §5.3 tells a client to."""
 
     def __init__(self) -> None:
         self.bids: dict[Decimal, str] = {}

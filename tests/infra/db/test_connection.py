@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 
 import pytest
+from psycopg_pool import PoolTimeout
 
 from infra.db.connection import Database, normalise_url, open_database, redact
 from infra.db.errors import DatabaseUnavailable
@@ -14,7 +16,7 @@ UNREACHABLE = "postgresql://postgres:s3cret@127.0.0.1:1/depthcharge"
 
 
 def test_unreachable_database_url_raises_clear_error() -> None:
-    db = open_database(load_settings(DATABASE_URL=UNREACHABLE, DB_CONNECT_TIMEOUT_S=2))
+    db = open_database(load_settings(DATABASE_URL=UNREACHABLE, DB_CONNECT_TIMEOUT_S=2).database)
     with pytest.raises(DatabaseUnavailable) as info:
         db.connect()
     message = str(info.value)
@@ -37,7 +39,8 @@ def test_cli_reports_unreachable_database_without_traceback() -> None:
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 2
+    # Transient, not a configuration error: 1, so that systemd restarts a daemon whose database was down.
+    assert proc.returncode == 1
     assert proc.stderr.startswith(
         "error: cannot connect to the database at postgresql://postgres@127.0.0.1:1/"
     )
@@ -54,3 +57,23 @@ def test_sqlalchemy_scheme_accepted_and_password_redacted() -> None:
     url = normalise_url("postgresql+psycopg://u:pw@db.example:6543/app")
     assert url == "postgresql://u:pw@db.example:6543/app"
     assert redact(url) == "postgresql://u@db.example:6543/app"
+
+
+async def test_pool_sizes_come_from_the_settings(db: Database) -> None:
+    """DB_POOL_MIN_SIZE connections are open once the pool is; a DB_POOL_MAX_SIZE+1st caller waits."""
+    settings = load_settings(
+        _env_file=None, DATABASE_URL=db.conninfo, DB_POOL_MIN_SIZE="3", DB_POOL_MAX_SIZE="4"
+    )
+    configured = open_database(settings.database)
+    pool = await configured.open_pool()
+    try:
+        stats = pool.get_stats()
+        assert (stats["pool_min"], stats["pool_max"], stats["pool_size"]) == (3, 4, 3)
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(4):
+                await held.enter_async_context(pool.connection(timeout=5))
+            with pytest.raises(PoolTimeout):
+                async with pool.connection(timeout=0.5):
+                    pass
+    finally:
+        await pool.close()

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.db.connection import Database
+from infra.db.errors import DuplicateKey
 from infra.db.repositories import (
     MarketDataRepository,
     read_candles,
@@ -17,7 +18,7 @@ from infra.db.repositories import (
 )
 from schemas.arrow import RAW_SNAPSHOTS, table_to_raw_rows
 from schemas.snapshot import RawSnapshotRow, pad_levels
-from tests.fixtures.rows import T0_MS, candles, snapshot_rows, trades
+from testkit.rows import T0_MS, candles, snapshot_rows, trades
 
 
 async def test_copy_round_trip_is_exact(pool, db: Database) -> None:
@@ -49,8 +50,9 @@ async def test_copy_of_a_stored_row_fails_whole_batch_and_ingest_skips_it(pool, 
     rows = list(snapshot_rows(20))
     repo = MarketDataRepository(pool)
     await repo.copy_snapshots(rows[:10])
-    with pytest.raises(psycopg.errors.UniqueViolation):
+    with pytest.raises(DuplicateKey) as info:
         await repo.copy_snapshots(rows[5:15])
+    assert isinstance(info.value.__cause__, psycopg.errors.UniqueViolation)
     assert await repo.ingest_snapshots(rows[5:20]) == 10  # the 5 stored ones skipped
     assert await repo.ingest_snapshots(rows) == 0
     with db.connect() as conn:

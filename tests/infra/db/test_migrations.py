@@ -37,6 +37,7 @@ def test_migrate_up_down_up(empty_db: Database) -> None:
     assert status.up_to_date
     assert all(t.exists for t in status.tables)
     assert status.timescaledb is False  # neither test server has the extension
+    assert status.plain_reason == "the server has no timescaledb extension"
     assert status.retention_days == 30
 
 

@@ -12,7 +12,7 @@ from infra.db.repositories.model_versions import PROMOTION_CHANNEL
 from schemas.enums import ModelStatus
 from schemas.features import feature_spec
 from schemas.model import DataWindow, ModelManifest
-from tests.fixtures.rows import T0_MS
+from testkit.rows import T0_MS
 
 
 def _manifest(version: str, **kw: object) -> ModelManifest:

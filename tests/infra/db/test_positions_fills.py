@@ -8,7 +8,7 @@ from infra.db.errors import DuplicateKey, VersionConflict
 from infra.db.repositories import FillRepository, OrderRepository, PositionRepository
 from schemas.enums import ExecType, OrderType, PositionStatus, Side
 from schemas.trading import Fill, Order, Position
-from tests.fixtures.rows import T0_MS
+from testkit.rows import T0_MS
 
 
 async def test_position_lifecycle_with_versions_and_history(pool) -> None:

@@ -10,7 +10,7 @@ import pytest
 from infra.db.connection import Database
 from infra.db.repositories import MarketDataRepository
 from infra.db.retention import DAY_MS, enforce_retention
-from tests.fixtures.rows import T0_MS, candles, snapshot_rows, trades
+from testkit.rows import T0_MS, candles, snapshot_rows, trades
 
 
 def _counts(db: Database) -> dict[str, int]:

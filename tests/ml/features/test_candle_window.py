@@ -1,4 +1,4 @@
-"""K(t) and the candle store: FEATURES.md §1.3 (the pin, the hole rule, no look-ahead) and §6.3."""
+"""K(t) and the candle store: docs/features.md §1.3 (the pin, the hole rule, no look-ahead) and §6.3."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from msgspec.structs import replace
 
 from ml.features.candle_window import (
-    CANDLE_WINDOW,
     EMPTY_WINDOW,
     CandleHistory,
     CandleWindow,
@@ -18,8 +17,9 @@ from ml.features.candle_window import (
 from ml.features.candles import candle_features
 from ml.features.indicators import indicator_features
 from schemas.arrow import CANDLES, candles_to_table
+from schemas.features import CANDLE_WINDOW
 from schemas.market import Candle
-from tests.fixtures.rows import T0_MS, candles
+from testkit.rows import T0_MS, candles
 
 MINUTE = 60_000
 SYMBOL = "BTCUSDT"

@@ -1,4 +1,4 @@
-"""Candle features #51–75 (FEATURES.md §3) against the worked example 8 and direct formulas written here."""
+"""Candle features #51–75 (docs/features.md §3) against the worked example 8 and direct formulas written here."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ml.features.candles import CANDLE_FEATURE_NAMES, candle_features
 from ml.features.finite import NON_FINITE_REPLACED
 from schemas.features import FEATURE_NAMES
 from schemas.market import Candle
-from tests.fixtures.rows import T0_MS, candles
+from testkit.rows import T0_MS, candles
 
 MINUTE = 60_000
 M_STAR = 12_345.5
@@ -64,7 +64,7 @@ def test_names_are_features_51_to_75() -> None:
     assert FEATURE_NAMES[50:75] == CANDLE_FEATURE_NAMES
 
 
-# --- FEATURES.md §8.1 example 8 -------------------------------------------------------------------------------
+# --- docs/features.md §8.1 example 8 -------------------------------------------------------------------------------
 
 
 def test_example_8_candle_shape() -> None:
@@ -94,7 +94,7 @@ def test_example_8_hammer() -> None:
 
 
 def reference(data: list[Candle]) -> dict[str, float]:
-    """Every candle feature written straight from FEATURES.md §3 with Python floats (k_0 = data[-1])."""
+    """Every candle feature written straight from docs/features.md §3 with Python floats (k_0 = data[-1])."""
     k0, k1 = data[-1], data[-2]
     last20, prev20 = data[-20:], data[-21:-1]
     r = k0.high - k0.low
@@ -213,7 +213,7 @@ def test_engulfing_directions() -> None:
 
 # --- defaults and short windows ---------------------------------------------------------------------------------
 
-MIN_CANDLES = {  # FEATURES.md §3, "inputs & window"
+MIN_CANDLES = {  # docs/features.md §3, the "needs" column
     **dict.fromkeys(("open", "high", "low", "close", "volume", "typical_price"), 1),
     **dict.fromkeys(("high_low_range", "close_open_diff", "upper_shadow", "lower_shadow", "body_size"), 1),
     **dict.fromkeys(("volume_weighted_price", "doji_strength", "hammer_strength"), 1),

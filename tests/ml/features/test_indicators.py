@@ -1,4 +1,4 @@
-"""Indicator features #76–110 (FEATURES.md §4): TA-Lib on exactly K(t), the compositions TA-Lib lacks, the
+"""Indicator features #76–110 (docs/features.md §4): TA-Lib on exactly K(t), the compositions TA-Lib lacks, the
 flat-window neutral values, and the properties of §8.2 for both candle channels (#51–110)."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from ml.features.candle_window import CandleWindow
 from ml.features.candles import CANDLE_FEATURE_NAMES, candle_features
 from ml.features.finite import NON_FINITE_REPLACED
 from ml.features.indicators import INDICATOR_FEATURE_NAMES, indicator_features
-from schemas.features import FEATURE_NAMES
-from tests.fixtures.rows import candles
+from schemas.features import FEATURE_NAMES, FEATURE_UNITS, Unit
+from testkit.rows import candles
 
 MINUTE = 60_000
 M_STAR = 12_345.5
@@ -68,7 +68,7 @@ def test_names_are_features_76_to_110() -> None:
     assert FEATURE_NAMES[75:] == INDICATOR_FEATURE_NAMES
 
 
-# --- FEATURES.md §8.1 example 9 -------------------------------------------------------------------------------
+# --- docs/features.md §8.1 example 9 -------------------------------------------------------------------------------
 
 
 def test_example_9_cumulative_volume_indicators() -> None:
@@ -234,7 +234,7 @@ def test_compositions_equal_their_direct_formulas(k: CandleWindow) -> None:
 
 # --- defaults, short windows and flat windows -----------------------------------------------------------------
 
-MIN_CANDLES = {  # FEATURES.md §4, "inputs & window"
+MIN_CANDLES = {  # docs/features.md §4, the "needs" column
     "sma_10": 10,
     "sma_20": 20,
     "sma_50": 50,
@@ -271,8 +271,7 @@ MIN_CANDLES = {  # FEATURES.md §4, "inputs & window"
     "vpt": 2,
     "nvi": 2,
 }
-PRICE_VALUED = {"sma_10", "sma_20", "sma_50", "ema_10", "ema_20", "ema_50", "vwap"}
-PRICE_VALUED |= {"bollinger_upper", "bollinger_middle", "bollinger_lower", "keltner_upper", "keltner_lower"}
+PRICE_VALUED = {n for n in INDICATOR_FEATURE_NAMES if FEATURE_UNITS[n] is Unit.PRICE}
 NEUTRAL = {"rsi_14": 50.0, "rsi_28": 50.0, "stochastic_k": 50.0, "stochastic_d": 50.0, "williams_r": -50.0}
 NEUTRAL |= {"mfi": 50.0, "bollinger_pct": 0.5, "nvi": 1000.0}
 
@@ -432,18 +431,9 @@ def test_adversarial_candles_give_60_finite_values_within_their_bounds(
         assert low - 1e-9 <= f[name] <= high + 1e-9, (name, f[name])
 
 
-PRICE_SCALED = {
-    "open",
-    "high",
-    "low",
-    "close",
-    "typical_price",
-    "volume_weighted_price",
-    "macd",
-    "macd_signal",
-}
-PRICE_SCALED |= PRICE_VALUED | {"macd_histogram", "atr_14", "momentum_10", "money_flow"}
-SIZE_SCALED = {"volume", "price_volume_trend", "obv", "ad_line", "vpt", "money_flow"}
+# How each candle and indicator feature scales with prices (×p) and sizes (×q), from its unit.
+PRICE_SCALED = {n for n in NAMES if FEATURE_UNITS[n] in (Unit.PRICE, Unit.PRICE_DIFF, Unit.USDT)}
+SIZE_SCALED = {n for n in NAMES if FEATURE_UNITS[n] in (Unit.BASE, Unit.USDT)}
 
 
 def scaled(k: CandleWindow, price: float = 1.0, size: float = 1.0) -> CandleWindow:

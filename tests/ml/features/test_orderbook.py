@@ -1,4 +1,4 @@
-"""The order-book channel (#1–50) against FEATURES.md §8.1 examples 1–7 and the §8.2 properties."""
+"""The order-book channel (#1–50) against docs/features.md §8.1 examples 1–7 and the §8.2 properties."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from ml.features.finite import NON_FINITE_REPLACED
 from ml.features.orderbook import OrderBookParams, orderbook_features
 from ml.features.rows import RowBuffer, RowColumns, RowWindow, row_m_star
 from schemas.arrow import raw_rows_to_table
-from schemas.features import FEATURE_NAMES
+from schemas.features import FEATURE_NAMES, FEATURE_UNITS, Unit
 from schemas.snapshot import RawSnapshotRow, pad_levels
-from tests.fixtures.rows import snapshot_rows
+from testkit.rows import snapshot_rows
 
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES[:50])}
 
@@ -558,33 +558,12 @@ def test_no_book_and_no_trade_gives_every_default() -> None:
 
 # ---- scale and mirror properties -----------------------------------------------------------------
 
-PRICE_FEATURES = {
-    "mid_price",
-    "micro_price",
-    "vwap_bid_5",
-    "vwap_ask_5",
-    "vwap_bid_10",
-    "vwap_ask_10",
-    "largest_bid_cluster_price",
-    "largest_ask_cluster_price",
-    "support_level_1",
-    "resistance_level_1",
-    "bid_ask_spread_abs",
-}
-BASE_FEATURES = {
-    "depth_bid_5",
-    "depth_ask_5",
-    "depth_bid_10",
-    "depth_ask_10",
-    "total_bid_volume",
-    "total_ask_volume",
-    "volume_delta_5",
-    "order_flow_imbalance",
-    "largest_bid_cluster_volume",
-    "largest_ask_cluster_volume",
-}
-USDT_FEATURES = {"liquidity_bid_5", "liquidity_ask_5"}
-INVERSE_FEATURES = {"kyle_lambda", "amihud_illiquidity"}
+# How each order-book feature scales with prices (×p) and sizes (×q), from its unit (schemas.features).
+_BOOK_UNITS = {name: FEATURE_UNITS[name] for name in FEATURE_NAMES[:50]}
+PRICE_FEATURES = {n for n, u in _BOOK_UNITS.items() if u in (Unit.PRICE, Unit.PRICE_DIFF)}  # ×p
+BASE_FEATURES = {n for n, u in _BOOK_UNITS.items() if u is Unit.BASE}  # ×q
+USDT_FEATURES = {n for n, u in _BOOK_UNITS.items() if u is Unit.USDT}  # ×p·q
+INVERSE_FEATURES = {n for n, u in _BOOK_UNITS.items() if u is Unit.BPS_PER_MUSDT}  # ÷(p·q)
 
 
 def jittered_rows(n: int, seed: int) -> list[RawSnapshotRow]:
@@ -690,7 +669,7 @@ def test_mirror() -> None:
 
 def test_agrees_with_the_pandas_reference_implementation() -> None:
     """§1.6: two implementations agree within 1e-9·max(1, |a|, |b|), 1e-6 for kyle_lambda and amihud."""
-    from ml.features.reference import reference_orderbook_features, rows_frame
+    from testkit.feature_reference import reference_orderbook_features, rows_frame
 
     rows = jittered_rows(260, seed=12)
     rows[150] = msgspec.structs.replace(rows[150], book_reset=True)

@@ -20,7 +20,7 @@ from schemas.arrow import SPEC_HASH_METADATA_KEY, candles_to_table, raw_rows_to_
 from schemas.features import FEATURE_NAMES, FEATURE_PARAMETERS, FeatureSpec, feature_spec
 from schemas.market import Candle
 from schemas.snapshot import RawSnapshotRow, pad_levels
-from tests.fixtures.rows import T0_MS, candles, snapshot_rows
+from testkit.rows import T0_MS, candles, snapshot_rows
 
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 LOOKBACK = 61
@@ -75,7 +75,7 @@ def run_live(engine: LiveFeatureEngine, rows: list[RawSnapshotRow], history: lis
 
 
 def assert_parity(a: np.ndarray, b: np.ndarray) -> None:
-    """FEATURES.md §1.6: abs(a − b) ≤ 1e-9·max(1, |a|, |b|) for every feature of every row."""
+    """docs/features.md §1.6: abs(a − b) ≤ 1e-9·max(1, |a|, |b|) for every feature of every row."""
     assert a.shape == b.shape
     bound = 1e-9 * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
     bad = np.argwhere(np.abs(a - b) > bound)

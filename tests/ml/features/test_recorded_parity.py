@@ -1,4 +1,4 @@
-"""Parity and finiteness on a stream recorded from the paper exchange (FEATURES.md §8.2 "Parity"): the rows
+"""Parity and finiteness on a stream recorded from the paper exchange (docs/features.md §8.2 "Parity"): the rows
 the daemon's builder produced, run row by row through the live engine and as a day through the batch
 function, with a restart and a resync marked inside the day."""
 

@@ -1,7 +1,7 @@
 """Fixtures: the real paper exchange on an ephemeral port, and the daemon's client pointed at it.
 
 The paper exchange is the client's counterpart only: nothing of its signing or wire code is used by
-the client, so the two check each other (ARCHITECTURE.md). ``ScriptedMarket`` seeds a static ladder of
+the client, so the two check each other (docs/architecture.md, "Import rules"). ``ScriptedMarket`` seeds a static ladder of
 resting orders around fixed mid prices (owned by a third account), so books and fills are predictable.
 """
 

@@ -15,6 +15,7 @@ from trading_daemon.exchange.errors import (
     BybitDuplicateOrderLinkId,
     BybitInsufficientBalance,
     BybitIpBannedError,
+    BybitNetworkError,
     BybitOrderNotFound,
     BybitOrderRejected,
     BybitParamError,
@@ -25,7 +26,7 @@ from trading_daemon.exchange.errors import (
     should_retry,
 )
 from trading_daemon.exchange.http import wall_clock_ms
-from trading_daemon.exchange.rest import BybitRestClient
+from trading_daemon.exchange.rest import BybitRestClient, validate_order_link_id
 
 from .conftest import make_config, make_http, start_sim
 
@@ -111,13 +112,27 @@ async def test_param_error_and_order_not_found(rest: BybitRestClient) -> None:
         await rest.amend_order("BTCUSDT", order_link_id="never-placed", price=Decimal("63000"))
 
 
-def test_order_link_id_is_checked_locally() -> None:
-    from trading_daemon.exchange.rest import validate_order_link_id
-
-    assert validate_order_link_id("a" * 36)
-    for bad in ("a" * 37, "has space", ""):
-        with pytest.raises(ValueError):
+async def test_order_link_id_is_checked_locally() -> None:
+    """A bad orderLinkId is refused by name before anything is sent: against a closed port the same call
+    with a good id fails on the network instead."""
+    longest = "Az09_-" + "x" * 30
+    assert validate_order_link_id(longest) == longest  # 36 characters, every allowed kind
+    for bad in ("a" * 37, "has space", "", "ümlaut", "a/b"):
+        with pytest.raises(ValueError, match=r"orderLinkId .* must be 1-36 characters") as info:
             validate_order_link_id(bad)
+        assert repr(bad) in str(info.value)
+    async with make_http("http://127.0.0.1:1", max_attempts=1) as http:
+        rest = BybitRestClient(http)
+        order = {
+            "symbol": "BTCUSDT",
+            "side": Side.BUY,
+            "order_type": OrderType.MARKET,
+            "qty": Decimal("0.01"),
+        }
+        with pytest.raises(ValueError, match="orderLinkId 'has space'"):
+            await rest.place_order(**order, order_link_id="has space")
+        with pytest.raises(BybitNetworkError):
+            await rest.place_order(**order, order_link_id="ok-1")
 
 
 @pytest.mark.parametrize(
@@ -184,18 +199,3 @@ async def test_ip_ban_stops_all_rest_traffic() -> None:
             assert http.banned_until_ms > http.now_ms() + 500_000
     finally:
         await server.stop()
-
-
-def test_urls_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infra.settings import load_settings
-
-    for name in ("EXCHANGE", "BYBIT_REST_URL", "BYBIT_WS_PUBLIC_URL", "BYBIT_WS_PRIVATE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    from trading_daemon.exchange.constants import BYBIT_URLS, BybitEnvironment, BybitUrls
-
-    testnet = BybitUrls.from_settings(load_settings(_env_file=None, EXCHANGE="testnet"))
-    assert testnet == BYBIT_URLS[BybitEnvironment.TESTNET]
-    custom = BybitUrls.from_settings(
-        load_settings(_env_file=None, EXCHANGE="sim", BYBIT_REST_URL="http://127.0.0.1:9999/")
-    )
-    assert custom.rest == "http://127.0.0.1:9999" and custom.ws_private.endswith("/v5/private")

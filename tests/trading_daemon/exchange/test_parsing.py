@@ -1,4 +1,4 @@
-"""Parsing of the BYBIT_V5.md examples, independently of the paper exchange's own serialisation."""
+"""Parsing of Bybit's documented examples (docs/exchange_protocol.md), independently of the paper exchange's own serialisation."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from exchange_sim.server.app import SimServer
 from schemas.enums import OrderType, Side
 from schemas.market import BookSnapshot, Candle
@@ -71,3 +73,33 @@ async def test_klines_oldest_first(rest: BybitRestClient, admin: Admin, sim: Sim
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     assert all(c.confirmed for c in candles[:-1])
     assert any(c.volume > 0 for c in candles)
+
+
+async def test_a_result_of_the_wrong_shape_is_a_fatal_protocol_error() -> None:
+    """A good envelope (retCode 0) whose `result` is not the documented shape names the shape and is
+    fatal (the venue's own answer, not a bad moment), not a msgspec error the policy would read as a bug."""
+    from aiohttp import web
+
+    from trading_daemon.errors import Kind, classify
+    from trading_daemon.exchange.errors import BybitProtocolError
+
+    from .conftest import make_http
+
+    async def klines(request: web.Request) -> web.Response:
+        result = {"symbol": "BTCUSDT", "category": "linear", "list": "not a list"}
+        return web.json_response({"retCode": 0, "retMsg": "OK", "result": result, "time": 1_767_225_600_000})
+
+    app = web.Application()
+    app.router.add_get("/v5/market/kline", klines)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with make_http(f"http://127.0.0.1:{port}") as http:
+            with pytest.raises(BybitProtocolError, match="shape of BybitKlineResult") as caught:
+                await BybitRestClient(http).get_klines("BTCUSDT", "1", limit=5)
+        assert classify(caught.value).kind is Kind.FATAL
+    finally:
+        await runner.cleanup()

@@ -1,4 +1,4 @@
-"""Signing against the BYBIT_V5.md §2.4 test vectors, and the exact bytes the client sends."""
+"""Signing against the docs/exchange_protocol.md §2.4 test vectors, and the exact bytes the client sends."""
 
 from __future__ import annotations
 

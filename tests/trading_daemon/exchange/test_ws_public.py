@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from schemas.enums import OrderType, Side
 from trading_daemon.exchange.messages import BybitWsOrderbook, BybitWsTicker, BybitWsTrades
@@ -83,17 +85,33 @@ async def test_refused_topic(public_ws: Factory) -> None:
         await client.subscribe(["order"], Collector())  # a private topic on the public socket
 
 
-async def test_handler_errors_do_not_stop_delivery(public_ws: Factory) -> None:
-    seen = Collector()
+class BrokenHandler(Collector):
+    """Keeps every message it is given, then fails on it."""
 
-    def broken(message: object) -> None:
+    def __call__(self, message: Any) -> None:
+        super().__call__(message)
         raise RuntimeError("handler bug")
 
+
+async def test_handler_errors_do_not_stop_delivery(public_ws: Factory, rest: BybitRestClient) -> None:
+    """A handler that raises is logged and keeps being called; the other topics and the socket go on."""
+    seen, broken = Collector(), BrokenHandler()
     client = public_ws()
     await client.start()
-    await client.subscribe(["orderbook.50.BTCUSDT"], broken)
-    await client.subscribe(["orderbook.50.ETHUSDT"], seen)
-    await seen.wait(lambda m: m.type == "snapshot")
+    with capture_logs() as logs:
+        await client.subscribe(["orderbook.50.BTCUSDT"], broken)
+        await client.subscribe(["orderbook.50.ETHUSDT"], seen)
+        await broken.wait(lambda m: m.type == "snapshot")  # the failing handler did run
+        await rest.place_order(
+            symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, qty=Decimal("0.5"),
+            price=Decimal("64000.00"),
+        )  # fmt: skip
+        await broken.wait(lambda m: m.type == "delta")  # ...and was called again after it raised
+        await seen.wait(lambda m: m.type == "snapshot")
+        calls = len(broken.messages)
+        failures = [e for e in logs if e["event"] == "bybit ws handler failed"]
+    assert len(failures) == calls  # every failure logged, with its topic and traceback
+    assert all(e["topic"] == "orderbook.50.BTCUSDT" and e["log_level"] == "error" for e in failures)
     assert client.connected
 
 

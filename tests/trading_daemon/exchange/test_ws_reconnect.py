@@ -12,8 +12,9 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 
 from schemas.enums import OrderType, Side
+from trading_daemon.errors import Backoff
 from trading_daemon.exchange.rest import BybitRestClient
-from trading_daemon.exchange.websocket import BybitPrivateWebSocket, BybitPublicWebSocket, backoff_delay
+from trading_daemon.exchange.websocket import BybitPrivateWebSocket, BybitPublicWebSocket
 
 from .conftest import Admin, Collector, wait_for
 
@@ -133,9 +134,7 @@ async def test_silence_forces_reconnect(mute_server: tuple[str, list[ServerConne
     assert not client.connected
 
 
-def test_backoff_is_jittered_and_capped() -> None:
-    delays = [backoff_delay(n, 0.5, 30) for n in range(12)]
-    assert all(0 < d <= 30 for d in delays)
-    assert 0.25 <= delays[0] <= 0.5
-    assert delays[-1] >= 15  # capped at 30, at least half of it
-    assert len({backoff_delay(3, 0.5, 30) for _ in range(20)}) > 1
+def test_reconnects_wait_with_the_daemons_backoff() -> None:
+    """The bounds and jitter of `Backoff` itself are tested in tests/trading_daemon/test_errors.py."""
+    client = BybitPublicWebSocket("ws://127.0.0.1:1", backoff_initial_s=0.5, backoff_max_s=30)
+    assert client.backoff == Backoff(0.5, 30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import configparser
 import itertools
-import logging
 import os
 import shutil
 import socket
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from trading_daemon.lifecycle.systemd import SystemdNotifier
 
@@ -112,9 +112,9 @@ def test_abstract_namespace(clean_env: pytest.MonkeyPatch) -> None:
         assert sock.recv(4096) == b"STATUS=abstract"
 
 
-def test_no_op_without_notify_socket(clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_op_without_notify_socket(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("WATCHDOG_USEC", "1000000")
-    with caplog.at_level(logging.DEBUG), SystemdNotifier() as notifier:
+    with capture_logs() as logs, SystemdNotifier() as notifier:
         assert not notifier.enabled
         assert not notifier.ready()
         assert not notifier.status("x")
@@ -122,7 +122,7 @@ def test_no_op_without_notify_socket(clean_env: pytest.MonkeyPatch, caplog: pyte
         assert not notifier.stopping()
         assert notifier.watchdog_interval_s() is None
         assert notifier._sock is None
-    assert caplog.records == []
+    assert logs == []
 
 
 async def test_watchdog_loop_returns_at_once_without_notify_socket(clean_env: pytest.MonkeyPatch) -> None:
@@ -131,38 +131,33 @@ async def test_watchdog_loop_returns_at_once_without_notify_socket(clean_env: py
         await asyncio.wait_for(notifier.watchdog_loop(asyncio.Event()), timeout=1)
 
 
-def test_relative_notify_socket_is_ignored(
-    clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_relative_notify_socket_is_ignored(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("NOTIFY_SOCKET", "relative/notify")
-    with caplog.at_level(logging.WARNING), SystemdNotifier() as notifier:
+    with capture_logs() as logs, SystemdNotifier() as notifier:
         assert not notifier.enabled
         assert not notifier.ready()
-    assert len(caplog.records) == 1
+    assert [(e["log_level"], e["notify_socket"]) for e in logs] == [("warning", "relative/notify")]
 
 
-def test_failed_send_is_logged_once_and_not_raised(
-    short_dir: Path, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_failed_send_is_logged_once_and_not_raised(short_dir: Path, clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("NOTIFY_SOCKET", str(short_dir / "nobody-listens"))
-    with caplog.at_level(logging.WARNING), SystemdNotifier() as notifier:
+    with capture_logs() as logs, SystemdNotifier() as notifier:
         assert not notifier.ready()
         assert not notifier.watchdog()
         assert not notifier.status("x")
-    records = [r for r in caplog.records if r.name == "trading_daemon.lifecycle.systemd"]
-    assert len(records) == 1
-    assert "nobody-listens" in records[0].getMessage()
+    assert len(logs) == 1
+    assert logs[0]["log_level"] == "warning" and "nobody-listens" in logs[0]["notify_socket"]
 
 
-def test_full_receiver_queue_never_blocks(receiver: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
+def test_full_receiver_queue_never_blocks(receiver: socket.socket) -> None:
     # Nobody reads `receiver`: its queue fills up and a blocking send would hang here.
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING), SystemdNotifier() as notifier:
+    with capture_logs() as logs, SystemdNotifier() as notifier:
         sent = [notifier.watchdog() for _ in range(5000)]
     assert time.monotonic() - started < 5
     assert sent[0]
     assert not all(sent), "the receive queue never filled; the test proves nothing"
-    assert len([r for r in caplog.records if r.name == "trading_daemon.lifecycle.systemd"]) == 1
+    assert len(logs) == 1
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.features import CANDLE_WINDOW
 from schemas.market import Candle
-from trading_daemon.market.candles import CANDLE_WINDOW, CandleStore
+from trading_daemon.market.candles import CandleStore
 
 T = 1_767_225_600_000
 M = 60_000

@@ -22,6 +22,7 @@ from aiohttp import web
 from exchange_sim.config import SimConfig
 from exchange_sim.market import build_market
 from exchange_sim.server.app import SimServer
+from testkit.configs import feed_config
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
 from trading_daemon.exchange.websocket import BybitPublicWebSocket
@@ -119,8 +120,8 @@ async def rig() -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
         )
         metrics = DaemonMetrics()
         feed = MarketFeed(
-            SYMBOLS, stream, BybitRestClient(http), Collect(), exchange_now_ms=http.now_ms, metrics=metrics,
-            **feed_options,
+            feed_config(SYMBOLS, **feed_options), stream, BybitRestClient(http), [Collect()],
+            exchange_now_ms=http.now_ms, metrics=metrics,
         )  # fmt: skip
         stream.on_disconnect = feed.on_disconnect
         made.append(Rig(server, http, stream, feed, metrics, calls))

@@ -15,6 +15,7 @@ from exchange_sim.matching import OrderRequest
 from exchange_sim.server.app import SimServer
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import RawSnapshotRow
+from testkit.configs import feed_config
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
 from trading_daemon.exchange.websocket import BybitPublicWebSocket
@@ -84,7 +85,9 @@ async def test_local_book_equals_true_book_at_checkpoints(faulty: bool) -> None:
         f"{server.ws_url}/v5/public/linear", backoff_initial_s=0.05, backoff_max_s=0.5
     )
     sink = Collect()
-    feed = MarketFeed(SYMBOLS, stream, BybitRestClient(http), sink, exchange_now_ms=http.now_ms)
+    feed = MarketFeed(
+        feed_config(SYMBOLS), stream, BybitRestClient(http), [sink], exchange_now_ms=http.now_ms
+    )
     stream.on_disconnect = feed.on_disconnect
     try:
         await stream.start()

@@ -12,6 +12,7 @@ import pytest
 from exchange_sim.config import SimConfig
 from exchange_sim.liquidity import LadderMarket
 from exchange_sim.server.app import SimServer
+from testkit.configs import feed_config
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
 from trading_daemon.exchange.websocket import BybitPublicWebSocket
@@ -35,7 +36,9 @@ async def test_reconnect_applies_the_fresh_snapshots_without_resync() -> None:
         f"{server.ws_url}/v5/public/linear", backoff_initial_s=0.05, backoff_max_s=0.2
     )
     sink = Collect()
-    feed = MarketFeed(SYMBOLS, stream, BybitRestClient(http), sink, exchange_now_ms=http.now_ms)
+    feed = MarketFeed(
+        feed_config(SYMBOLS), stream, BybitRestClient(http), [sink], exchange_now_ms=http.now_ms
+    )
     stream.on_disconnect = feed.on_disconnect
     try:
         await stream.start()

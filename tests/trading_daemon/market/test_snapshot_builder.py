@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from schemas.snapshot import RawSnapshotRow
 from trading_daemon.market.orderbook import DeltaOutcome
 from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
 
@@ -110,4 +113,65 @@ def test_candle_pin_and_bad_settings() -> None:
     (row,) = b.on_other_message(T + 1001)
     assert row.last_candle_start_ms == T - 60_000
     with pytest.raises(ValueError, match="SNAPSHOT_INTERVAL_MS"):
-        RawSnapshotBuilder("X", interval_ms=0)
+        RawSnapshotBuilder("X", interval_ms=0, grace_ms=250)
+
+
+# ---- a row that cannot be built never stops the rows (hostile input, issue 9) ---------------------------
+
+
+def _assert_invalid_book_row(row: RawSnapshotRow, ts: int) -> None:
+    assert row.ts == ts and row.book_reset
+    assert (row.n_bid_levels, row.n_ask_levels) == (0, 0) and row.bid_sizes == [0.0] * 50
+
+
+@pytest.mark.parametrize(
+    "level", [(99.95, -1.0), (99.95, math.inf), (math.nan, 1.0)], ids=["size -1", "size inf", "price NaN"]
+)
+def test_a_level_the_book_cannot_hold_gives_a_flagged_row_on_time_not_a_wedge(
+    level: tuple[float, float],
+) -> None:
+    """The builder takes floats as given (the feed refuses such a level before it gets here): a row built
+    from that book would fail validation or `top` would raise KeyError: nan, and used to wedge the symbol."""
+    b = _builder()
+    b.on_book_snapshot(BIDS, ASKS, u=1, ts=T + 1)
+    b.on_book_delta([level], [], u=2, ts=T + 500)
+    (row,) = b.on_other_message(T + 1001)
+    _assert_invalid_book_row(row, T + 1000)
+    assert row.n_book_msgs == 2  # the interval's aggregates are kept when they are valid
+    assert not b.book.valid and b.pop_degraded_rows() == 1 and b.pop_degraded_rows() == 0
+    # The symbol goes on: a trade, rows on time, and a fresh snapshot heals the book.
+    assert b.on_trade(T + 1100, "Buy", 100.1, 0.5) == []
+    (after,) = b.on_timer(T + 2250)
+    _assert_invalid_book_row(after, T + 2000)
+    assert after.n_buy_trades == 1 and b.pop_degraded_rows() == 0  # an invalid book is no failure
+    b.on_book_snapshot(BIDS, ASKS, u=10, ts=T + 2100)
+    (fresh,) = b.on_other_message(T + 3001)
+    assert fresh.n_bid_levels == 2 and fresh.book_reset and b.rows_degraded == 1
+
+
+def test_aggregates_that_are_no_row_are_dropped_from_the_flagged_row() -> None:
+    """A notional that overflows to inf, or a level lifetime from message times that went backwards, makes
+    the interval's aggregates invalid: the row still comes, on time, without them."""
+    b = _builder()
+    b.on_book_snapshot(BIDS, ASKS, u=1, ts=T + 1)
+    b.on_trade(T + 2, "Buy", 1e200, 1e200)  # each finite, the notional is not
+    (row,) = b.on_other_message(T + 1001)
+    _assert_invalid_book_row(row, T + 1000)
+    assert row.n_buy_trades == 0 and row.buy_notional == 0.0 and b.pop_degraded_rows() == 1
+    b.on_book_snapshot(BIDS, ASKS, u=5, ts=T + 1100)
+    b.on_book_delta([(99.95, 1.0)], [], u=6, ts=T + 1900)
+    b.on_book_delta([(99.95, 0.0)], [], u=7, ts=T + 1200)  # deleted "before" it was inserted
+    (row2,) = b.on_other_message(T + 2001)
+    _assert_invalid_book_row(row2, T + 2000)
+    assert row2.ttl_count == 0 and b.pop_degraded_rows() == 1
+    (row3,) = b.on_other_message(T + 3001)
+    assert row3.ts == T + 3000  # and the rows go on
+
+
+def test_trades_that_are_no_trades_are_refused_before_anything_changes() -> None:
+    b = _builder()
+    b.on_book_snapshot(BIDS, ASKS, u=1, ts=T + 1)
+    for price, size in ((math.nan, 1.0), (100.0, 0.0), (100.0, -1.0), (math.inf, 1.0)):
+        with pytest.raises(ValueError, match="price and size must be finite and > 0"):
+            b.on_trade(T + 5000, "Buy", price, size)
+    assert b.clock == T + 1 and b.last_trade_price == 0.0  # nothing of them was applied, not even the clock

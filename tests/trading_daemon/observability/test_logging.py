@@ -11,6 +11,7 @@ import pytest
 
 from trading_daemon.observability.logging import (
     DailyFileHandler,
+    configure_console_logging,
     configure_logging,
     get_logger,
     reset_logging,
@@ -106,3 +107,23 @@ def test_daily_handler_switches_file_at_utc_midnight(tmp_path: Path) -> None:
         logger.propagate = True
     assert (tmp_path / "bot_20260101.log").read_text() == "before\n"
     assert (tmp_path / "bot_20260102.log").read_text() == "after\n"
+
+
+def test_console_logging_writes_key_values_to_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's logging: stdout stays the command's output; events are `key=value` lines on stderr."""
+    configure_console_logging("INFO")
+    try:
+        get_logger("depthcharge.test").info("embedded postgres ready", pgdata="/srv/pg")
+        get_logger("depthcharge.test").debug("below the level")
+        logging.getLogger("aiohttp.test").warning("a foreign %s", "record")
+    finally:
+        reset_logging()
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert (
+        "level='info' logger='depthcharge.test' event='embedded postgres ready' pgdata='/srv/pg'" in lines[0]
+    )
+    assert "level='warning' logger='aiohttp.test' event='a foreign record'" in lines[1]
+    assert "trace_id" not in err

@@ -42,3 +42,16 @@ def test_registries_are_independent() -> None:
         REGISTRY.get_sample_value("depthcharge_market_messages_total", {"topic": "publicTrade.BTCUSDT"})
         is None
     )
+
+
+def test_non_finite_feature_replacements_are_exported() -> None:
+    import numpy as np
+
+    from ml.features.finite import NON_FINITE_REPLACED, replace_non_finite
+    from schemas.features import FEATURE_NAMES
+
+    m = DaemonMetrics()
+    before = NON_FINITE_REPLACED[FEATURE_NAMES[3]]
+    replace_non_finite(np.array([1.0, np.nan]), np.array([0.0, 0.0]), first_index=2)
+    expected = f'depthcharge_feature_values_replaced_total{{feature="{FEATURE_NAMES[3]}"}} {before + 1:.1f}'
+    assert expected in m.render()

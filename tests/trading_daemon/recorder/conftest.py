@@ -17,7 +17,7 @@ from infra.db.repositories import read_candles, read_snapshots, read_trades
 from schemas.arrow import table_to_raw_rows
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import RawSnapshotRow
-from tests.fixtures.rows import T0_MS
+from testkit.rows import T0_MS
 from trading_daemon.recorder import RecorderConfig, open_recorder_pool
 
 FAST = RecorderConfig(

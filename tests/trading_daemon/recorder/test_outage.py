@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.db.connection import Database
 from infra.db.embedded import EmbeddedPostgres
-from tests.fixtures.rows import candles, snapshot_rows, trades
+from testkit.rows import candles, snapshot_rows, trades
 from tests.trading_daemon.recorder.conftest import (
     FAST,
     commit_order_ts,

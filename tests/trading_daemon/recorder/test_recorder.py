@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from infra.db.connection import Database
 from schemas.snapshot import RawSnapshotRow
-from tests.fixtures.rows import candles, snapshot_rows, trades
+from testkit.rows import T0_MS, candles, snapshot_rows, trades
 from tests.trading_daemon.recorder.conftest import (
     FAST,
     commit_order_ts,
@@ -131,3 +132,26 @@ async def test_submit_after_close_is_refused(
         assert "closed" in str(exc)
     else:
         raise AssertionError("submit after close must raise")
+
+
+async def test_a_batch_the_database_refuses_is_put_aside_and_writing_goes_on(
+    rec_pool: AsyncConnectionPool, db: Database, spool_dir: Path
+) -> None:
+    """A refusal is about the batch, not the database: it is neither retried nor spooled for a back-fill
+    that would fail forever, and it is not lost either (kept in the rejected spool with the reason)."""
+    good, later = trades(20), trades(20, seed=4, start_ms=T0_MS + 60_000)
+    refused = [msgspec.structs.replace(t, side="Sideways") for t in trades(5, seed=5)]  # no trade_side label
+    async with Recorder(rec_pool, spool_dir, FAST) as rec:
+        rec.submit_trades(good)
+        await rec.flush()
+        rec.submit_trades(refused)
+        await rec.flush()
+        rec.submit_trades(later)
+        await rec.flush()
+        stats = rec.stats()
+    assert stats.rows_rejected == 5 and stats.rows_spooled == 0 and stats.outages == 0 and stats.db_up
+    assert read_stored(db).trades == sorted(good + later, key=lambda t: (t.ts, t.seq))
+    (kept,) = sorted((spool_dir / "rejected" / "trades").glob("*.msgpack"))
+    assert "InvalidData" in kept.with_suffix(".txt").read_text()
+    reader = Spool(spool_dir.parent / "reader", dict)  # as plain maps: the side is no Side
+    assert [t["trade_id"] for t in reader.read(kept)] == [t.trade_id for t in refused]

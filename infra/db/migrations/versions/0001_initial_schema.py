@@ -3,7 +3,9 @@
 Market-data tables (market_snapshots, public_trades, candles) become TimescaleDB hypertables with
 compression and a retention policy when the extension can be created; otherwise they stay plain
 tables with a BRIN index on time, and `depthcharge db retention` enforces the same retention. Both
-paths live in this one migration so that they stay in step.
+paths live in this one migration so that they stay in step. Which one is taken, and why, is recorded in
+storage_settings (`timescaledb`, `timescaledb_version` or `timescaledb_reason`); whether the server can
+serve TimescaleDB is asked of infra.db.timescale (its checks are not schema, so they are not frozen here).
 
 Revision ID: 0001
 Revises:
@@ -13,18 +15,21 @@ Create Date: 2026-11-24
 from __future__ import annotations
 
 import json
-import logging
-import os
 
+import structlog
 from alembic import context, op
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from infra.db import timescale
+from infra.settings import load_settings
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("infra.db.migrations")
+log = structlog.get_logger("infra.db.migrations")
 
 ENUMS = {
     "order_side": ("Buy", "Sell"),
@@ -337,54 +342,88 @@ CREATE TABLE candles (
 );
 """
 
-# (table, time column, chunk interval, compress after)
+# (table, time column, chunk interval, compress after, compressed order). Each primary-key column is
+# segmented or ordered by, so TimescaleDB can check uniqueness (the spool back-fill's ON CONFLICT DO
+# NOTHING) on compressed chunks without decompressing whole batches.
 HYPERTABLES = (
-    ("market_snapshots", "ts", "1 day", "7 days"),
-    ("public_trades", "ts", "1 day", "7 days"),
-    ("candles", "start_time", "7 days", "30 days"),
+    ("market_snapshots", "ts", "1 day", "7 days", "ts DESC"),
+    ("public_trades", "ts", "1 day", "7 days", "ts DESC, trade_id"),
+    ("candles", "start_time", "7 days", "30 days", "start_time DESC"),
 )
 
 
 def _retention_days() -> int:
-    days = context.config.attributes.get("retention_days") or os.environ.get(
-        "MARKET_DATA_RETENTION_DAYS", "30"
-    )
+    # `depthcharge db migrate` passes the setting; a bare `alembic upgrade` reads it the same way.
+    days = context.config.attributes.get("retention_days") or load_settings().market_data_retention_days
     days = int(days)
     if days < 1:
         raise ValueError(f"MARKET_DATA_RETENTION_DAYS must be >= 1, got {days}")
     return days
 
 
-def _create_timescaledb() -> bool:
-    """Create the extension when the server has it; False (plain mode) when it does not or cannot load."""
+def _create_timescaledb() -> tuple[str | None, str]:
+    """Create the extension when the server can load it: (its version, "") or (None, why not).
+
+    Not preloaded, TimescaleDB ends the session on CREATE EXTENSION (a FATAL, which no savepoint
+    survives), so the settings are read and the creation tried on a session of its own first (see
+    infra.db.timescale); the savepoint still turns an ERROR into plain tables.
+    """
     conn = op.get_bind()
-    available = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first()
-    if not available:
-        return False
+    support = timescale.support_from_row(*conn.execute(text(timescale.SUPPORT_SQL)).one())
+    reason = support.reason
+    if support.possible:
+        probe = conn.engine.raw_connection()
+        try:
+            assert probe.driver_connection is not None
+            reason = timescale.try_create(probe.driver_connection)
+        finally:
+            probe.close()
+    if reason:
+        if support.version is not None:
+            log.warning("timescaledb_not_used", reason=reason)
+        return None, reason
     savepoint = conn.begin_nested()
     try:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
-    except Exception as exc:  # e.g. not in shared_preload_libraries
+    except DBAPIError as exc:
+        detail = timescale.first_line(exc.orig or exc)
+        if exc.connection_invalidated:
+            # The session is gone and the migration's transaction with it: nothing to fall back on.
+            raise RuntimeError(
+                f"the server ended the session on CREATE EXTENSION timescaledb ({detail}); nothing was "
+                "migrated. Preload timescaledb (shared_preload_libraries) or remove its package"
+            ) from exc
         savepoint.rollback()
-        log.warning("timescaledb is installed but cannot be created (%s); using plain tables", exc)
-        return False
+        reason = f"CREATE EXTENSION timescaledb failed: {detail}"
+        log.warning("timescaledb_not_used", reason=reason)
+        return None, reason
     savepoint.commit()
-    return True
+    version = conn.execute(
+        text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    ).scalar_one()
+    return str(version), ""
 
 
-def _make_hypertables(retention_days: int) -> None:
+def _make_hypertables(retention_days: int, version: str) -> None:
     # TimescaleDB 2.x: https://docs.timescale.com/api/latest/hypertable/create_hypertable/,
     # .../compression/alter_table_compression/, .../compression/add_compression_policy/,
     # .../data-retention/add_retention_policy/. The primary keys include the time column, as
     # hypertables require for unique indexes.
-    for table, time_col, chunk, compress_after in HYPERTABLES:
-        op.execute(
-            f"SELECT create_hypertable('{table}', by_range('{time_col}', INTERVAL '{chunk}'), "
-            "migrate_data => true, if_not_exists => true)"
-        )
+    generalised = timescale.version_tuple(version) >= timescale.GENERALISED_API
+    for table, time_col, chunk, compress_after, orderby in HYPERTABLES:
+        if generalised:
+            op.execute(
+                f"SELECT create_hypertable('{table}', by_range('{time_col}', INTERVAL '{chunk}'), "
+                "migrate_data => true, if_not_exists => true)"
+            )
+        else:
+            op.execute(
+                f"SELECT create_hypertable('{table}', '{time_col}', chunk_time_interval => INTERVAL '{chunk}', "
+                "migrate_data => true, if_not_exists => true)"
+            )
         op.execute(
             f"ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = 'symbol', "
-            f"timescaledb.compress_orderby = '{time_col} DESC')"
+            f"timescaledb.compress_orderby = '{orderby}')"
         )
         op.execute(f"SELECT add_compression_policy('{table}', compress_after => INTERVAL '{compress_after}')")
         op.execute(f"SELECT add_retention_policy('{table}', drop_after => INTERVAL '{retention_days} days')")
@@ -393,24 +432,31 @@ def _make_hypertables(retention_days: int) -> None:
 def _make_plain_indexes() -> None:
     # Rows arrive in time order, so a BRIN index on time is tiny and lets retention and range scans
     # skip old blocks; the primary keys already serve per-symbol reads.
-    for table, time_col, _, _ in HYPERTABLES:
+    for table, time_col, *_ in HYPERTABLES:
         op.execute(f"CREATE INDEX ix_{table}_{time_col}_brin ON {table} USING brin ({time_col})")
 
 
 def upgrade() -> None:
+    retention_days = _retention_days()
+    # First, while this transaction holds no lock the probe's session could wait on.
+    version, reason = _create_timescaledb()
+
     for name, values in ENUMS.items():
         labels = ", ".join(f"'{v}'" for v in values)
         op.execute(f"CREATE TYPE {name} AS ENUM ({labels})")
     op.execute(TRADING_SQL)
     op.execute(MARKET_DATA_SQL)
 
-    retention_days = _retention_days()
-    timescale = _create_timescaledb()
-    if timescale:
-        _make_hypertables(retention_days)
+    settings: dict[str, object] = {
+        "timescaledb": version is not None,
+        "market_data_retention_days": retention_days,
+    }
+    if version is not None:
+        _make_hypertables(retention_days, version)
+        settings["timescaledb_version"] = version
     else:
         _make_plain_indexes()
-    settings = {"timescaledb": timescale, "market_data_retention_days": retention_days}
+        settings["timescaledb_reason"] = reason  # shown by `depthcharge db status`
     for key, value in settings.items():
         op.get_bind().execute(
             text("INSERT INTO storage_settings (key, value) VALUES (:k, CAST(:v AS jsonb))"),
@@ -420,9 +466,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
-    timescale = conn.execute(text("SELECT value FROM storage_settings WHERE key = 'timescaledb'")).scalar()
-    if timescale:
-        for table, _, _, _ in HYPERTABLES:
+    hypertables = conn.execute(text("SELECT value FROM storage_settings WHERE key = 'timescaledb'")).scalar()
+    if hypertables:
+        for table, *_ in HYPERTABLES:
             op.execute(f"SELECT remove_retention_policy('{table}', if_exists => true)")
             op.execute(f"SELECT remove_compression_policy('{table}', if_exists => true)")
     for table in ("candles", "public_trades", "market_snapshots"):

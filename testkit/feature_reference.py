@@ -4,7 +4,7 @@ It recomputes everything for one row from a pandas DataFrame of all the rows, as
 implementation would: find the segment by scanning ``book_reset`` backwards, slice the window with
 ``iloc``, loop over levels and rows in Python, use pandas for sums and statistics, and cut the candle
 window from a candle DataFrame on every row. It shares no code with ``ml.features.orderbook`` or
-``ml.features.rows``, so the two check each other (FEATURES.md §1.6: within 1e-9, 1e-6 for #40 and #41).
+``ml.features.rows``, so the two check each other (docs/features.md §1.6: within 1e-9, 1e-6 for #40 and #41).
 The candle and indicator channels reuse ``candle_features`` and ``indicator_features``: only their window
 is rebuilt here, per row.
 """

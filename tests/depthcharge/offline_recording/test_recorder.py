@@ -1,23 +1,29 @@
-"""The offline recording of the synthetic market (depthcharge/sim_recording.py) and `depthcharge record-sim`."""
+"""The offline recorder (depthcharge/offline_recording/) and `depthcharge record-sim`."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from depthcharge.cli import cli
-from depthcharge.sim_recording import DEFAULT_START_MS, SimRecording, record_synthetic, record_synthetic_async
+from depthcharge.offline_recording import (
+    DEFAULT_START_MS,
+    SimRecording,
+    record_synthetic,
+    record_synthetic_async,
+)
 from exchange_sim.config import SimConfig
 from exchange_sim.market import build_market
 from exchange_sim.server.app import SimServer
 from infra.db.connection import Database
 from infra.db.repositories import read_candles, read_snapshots, read_trades
-from infra.settings import load_settings
+from infra.settings import code_defaults, load_settings
 from schemas.arrow import table_to_raw_rows
 from schemas.market import CANDLE_INTERVAL_MS
 from schemas.snapshot import RawSnapshotRow, validate_row
@@ -102,7 +108,8 @@ async def test_async_variant_and_bad_arguments() -> None:
         ({"seconds": 0}, "seconds"),
         ({"seed": -1}, "seed"),
         ({"start_ms": DEFAULT_START_MS + 5}, "start_ms"),
-        ({"interval_ms": 15}, "interval_ms"),
+        ({"feed": replace(code_defaults().feed, snapshot_interval_ms=15)}, "interval_ms"),
+        ({"feed": {"snapshot_interval_ms": 500}}, "feed must be a FeedConfig"),
     ):
         args = {"symbols": ["BTCUSDT"], "seconds": 3, **kwargs}
         with pytest.raises(ValueError, match=message):

@@ -6,11 +6,12 @@ Both sides run their real code; only the network is left out and the clock is vi
   is stepped every `driver_interval_ms` (10 ms) of exchange time, as the exchange's driver task does;
 * the exchange's own public hub (`exchange_sim.server.ws_public.PublicHub`) publishes `orderbook.50`
   (snapshot, then deltas every 20 ms of exchange time), `publicTrade` and `kline.1` (one `confirm` per
-  candle) to an in-process connection, which encodes each message as the JSON a socket would carry;
-* the daemon's message types decode it (`trading_daemon.exchange.messages`, msgspec) and the daemon's
-  `MarketFeed` — its handlers, `RawSnapshotBuilder`s and `CandleStore`s, with the REST-style
-  200-candle load answered by the exchange's kline endpoint and `parse_klines` — builds the rows and
-  candles; its grace timer is called every 50 ms of exchange time instead of running as a task.
+  candle) to an in-process connection (`in_process.py`), which encodes each message as the JSON a
+  socket would carry;
+* the daemon's message types decode it and the daemon's `MarketFeed` — its handlers,
+  `RawSnapshotBuilder`s and `CandleStore`s, with the REST-style 200-candle load answered by the
+  exchange's kline endpoint and `parse_klines` — builds the rows and candles; its grace timer is
+  called every 50 ms of exchange time instead of running as a task.
 
 `record_synthetic` returns the rows, trades and closed candles per symbol, plus ground truth (regime
 and fair value at each row, manipulation episodes, the exchange's true top 50 at the last row).
@@ -21,56 +22,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
-import itertools
-import json
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-from aiohttp import web
-
-from exchange_sim.clock import ExchangeClock
+from depthcharge.offline_recording.in_process import (
+    InProcessCandleSource,
+    InProcessPublicStream,
+    VirtualClock,
+)
 from exchange_sim.config import FaultConfig, SimConfig
 from exchange_sim.instruments import DEFAULT_INSTRUMENTS
 from exchange_sim.market import MarketConfig, SyntheticMarket
-from exchange_sim.server import rest_public
 from exchange_sim.server.faults import FaultInjector
-from exchange_sim.server.http import Params
-from exchange_sim.server.ws_public import Connection, PublicHub
+from exchange_sim.server.ws_public import PublicHub
 from exchange_sim.venue import Venue
+from infra.settings import FeedConfig, code_defaults
+from schemas.features import BOOK_TOPIC_DEPTH
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import BOOK_DEPTH, RawSnapshotRow
-from trading_daemon.exchange.messages import (
-    BybitKlineResult,
-    BybitWsFrame,
-    BybitWsKlines,
-    BybitWsOrderbook,
-    BybitWsTrades,
-)
-from trading_daemon.exchange.parsing import parse_klines
-from trading_daemon.market.feed import BOOK_TOPIC_DEPTH, TIMER_PERIOD_S, MarketFeed, StreamHandler
+from trading_daemon.market.feed import TIMER_PERIOD_S, MarketFeed
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC: runs do not depend on the wall clock
 DRIVER_STEP_MS = SimConfig().driver_interval_ms
 TIMER_STEP_MS = round(TIMER_PERIOD_S * 1000)
-GRACE_MS = 250  # ROW_GRACE_MS default
-
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    "orderbook": msgspec.json.Decoder(BybitWsOrderbook),
-    "publicTrade": msgspec.json.Decoder(BybitWsTrades),
-    "kline": msgspec.json.Decoder(BybitWsKlines),
-}
-_FRAME = msgspec.json.Decoder(BybitWsFrame)
-_KLINES = msgspec.json.Decoder(BybitKlineResult)
 
 Level = tuple[float, float]
-
-
-class SimRecordingError(RuntimeError):
-    """The in-process exchange refused something the recording asked for."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +55,7 @@ class SimGroundTruth:
     """What the synthetic market knows and a recording cannot see.
 
     `regimes[symbol][i]` and `fair_values[symbol][i]` belong to `rows[symbol][i]` (the regime is shared
-    by all symbols); `episodes` are the finished manipulation episodes (SIM_MARKET.md §12);
+    by all symbols); `episodes` are the finished manipulation episodes (docs/exchange_sim_market.md §12);
     `final_books[symbol]` is the exchange's true top 50 (bids, asks; best first) at the last row's ts.
     """
 
@@ -103,111 +80,6 @@ class SimRecording:
     candles: dict[str, list[Candle]]
     truth: SimGroundTruth
     messages: int  # public stream messages the daemon side handled
-
-
-class VirtualClock(ExchangeClock):
-    """Exchange time that moves only when the recording moves it."""
-
-    def __init__(self, start_ms: int) -> None:
-        super().__init__(1.0, start_ms)
-        self.ms = start_ms
-
-    def now(self) -> int:
-        return self.ms
-
-    __call__ = now
-
-    def jump(self, ms: int) -> int:
-        if ms < 0:
-            raise ValueError(f"the exchange clock only moves forward; jump of {ms} ms refused")
-        self.ms += ms
-        return self.ms
-
-
-class _Inbox(Connection):
-    """The daemon's end of an in-process public connection: each message the hub sends is encoded as the
-    JSON a socket would carry and queued with its topic (empty for op replies)."""
-
-    def __init__(self) -> None:
-        super().__init__(web.WebSocketResponse())  # never prepared: nothing goes over a network
-        self.frames: deque[tuple[str, bytes]] = deque()
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.frames.append((message.get("topic", ""), msgspec.json.encode(message)))
-
-    def close(self) -> None:
-        raise SimRecordingError("the in-process exchange closed the public connection")
-
-
-class InProcessPublicStream:
-    """`trading_daemon.market.feed.PublicStream` over an in-process `PublicHub`.
-
-    Subscriptions go to the hub as the op frames a socket would carry; `deliver` hands the queued
-    messages, decoded into the daemon's message types, to the subscribed handlers in order.
-    """
-
-    def __init__(self, hub: PublicHub) -> None:
-        self.hub = hub
-        self.inbox = _Inbox()
-        self.handlers: dict[str, StreamHandler] = {}
-        self.messages = 0
-        self._ids = itertools.count(1)
-
-    async def subscribe_orderbook(self, symbol: str, handler: StreamHandler, depth: int = 50) -> str:
-        return await self._subscribe(f"orderbook.{depth}.{symbol}", handler)
-
-    async def subscribe_trades(self, symbol: str, handler: StreamHandler) -> str:
-        return await self._subscribe(f"publicTrade.{symbol}", handler)
-
-    async def subscribe_klines(self, symbol: str, handler: StreamHandler, interval: str = "1") -> str:
-        return await self._subscribe(f"kline.{interval}.{symbol}", handler)
-
-    async def resync(self, topic: str) -> None:
-        """Unsubscribe and subscribe again: the hub answers with a fresh snapshot."""
-        self._op("unsubscribe", topic)
-        self._op("subscribe", topic)
-        await self.deliver()
-
-    async def deliver(self) -> None:
-        """Hand every queued message to its topic's handler (op replies are checked, not handed on)."""
-        frames = self.inbox.frames
-        while frames:
-            topic, raw = frames.popleft()
-            if not topic:
-                reply = _FRAME.decode(raw)
-                if reply.success is False:
-                    raise SimRecordingError(f"the exchange refused {reply.op!r}: {reply.ret_msg}")
-                continue
-            handler = self.handlers.get(topic)
-            if handler is None:
-                continue  # a late message of an unsubscribed topic
-            self.messages += 1
-            result = handler(_DECODERS[topic.split(".", 1)[0]].decode(raw))
-            if inspect.isawaitable(result):
-                await result
-
-    async def _subscribe(self, topic: str, handler: StreamHandler) -> str:
-        self.handlers[topic] = handler
-        self._op("subscribe", topic)
-        await self.deliver()
-        return topic
-
-    def _op(self, op: str, topic: str) -> None:
-        request = {"req_id": f"{op}-{next(self._ids)}", "op": op, "args": [topic]}
-        self.hub.receive(self.inbox, json.dumps(request))
-
-
-class InProcessCandleSource:
-    """`trading_daemon.market.feed.CandleSource`: the exchange's kline endpoint, parsed by the daemon."""
-
-    def __init__(self, venue: Venue) -> None:
-        self.venue = venue
-
-    async def get_klines(self, symbol: str, interval: str = "1", *, limit: int = 200) -> list[Candle]:
-        query = {"category": "linear", "symbol": symbol, "interval": interval, "limit": str(limit)}
-        result = rest_public.kline(self.venue, Params(query))
-        raw = _KLINES.decode(msgspec.json.encode(result))
-        return parse_klines(raw, interval, now_ms=self.venue.clock.now())
 
 
 @dataclass
@@ -277,10 +149,14 @@ async def record_synthetic_async(
     start_ms: int = DEFAULT_START_MS,
     shift_at_ms: int | None = None,
     manipulation: bool = True,
-    interval_ms: int = 1000,
     market_config: MarketConfig | None = None,
+    feed: FeedConfig | None = None,
 ) -> SimRecording:
     """As `record_synthetic`, for callers already inside an event loop."""
+    feed_base = feed if feed is not None else code_defaults().feed
+    if not isinstance(feed_base, FeedConfig):
+        raise ValueError(f"feed must be a FeedConfig, got {type(feed_base).__name__}")
+    interval_ms = feed_base.snapshot_interval_ms
     chosen = _validate(symbols, seconds, seed, start_ms, shift_at_ms, interval_ms)
     base = market_config if market_config is not None else MarketConfig()
     if not isinstance(base, MarketConfig):
@@ -298,10 +174,13 @@ async def record_synthetic_async(
     hub = PublicHub(venue, faults, depths=(BOOK_TOPIC_DEPTH,), clock_ms=clock.now)
     stream = InProcessPublicStream(hub)
     sink = _Collector()
-    feed = MarketFeed(
-        chosen, stream, InProcessCandleSource(venue), sink,
-        exchange_now_ms=clock.now, interval_ms=interval_ms, grace_ms=GRACE_MS,
-    )  # fmt: skip
+    market_feed = MarketFeed(
+        dataclasses.replace(feed_base, symbols=chosen),
+        stream,
+        InProcessCandleSource(venue),
+        [sink],
+        exchange_now_ms=clock.now,
+    )
     end_ms = start_ms + seconds * 1000
     regimes: dict[str, list[str]] = {s: [] for s in chosen}
     fair: dict[str, list[float]] = {s: [] for s in chosen}
@@ -311,22 +190,22 @@ async def record_synthetic_async(
     now = start_ms + DRIVER_STEP_MS  # the daemon connects at the next driver step
     clock.ms = now
     venue.step(now)
-    await feed.start(timer=False)
+    await market_feed.start(timer=False)
     next_timer = now + TIMER_STEP_MS
-    builders = list(feed.builders.values())
+    builders = list(market_feed.builders.values())
     while not all(b.last_emitted is not None and b.last_emitted >= end_ms for b in builders):
         now += DRIVER_STEP_MS
         clock.ms = now
         venue.step(now)
         await stream.deliver()
         if now >= next_timer:
-            feed.on_timer(now)
+            market_feed.on_timer(now)
             next_timer += TIMER_STEP_MS
         if now % interval_ms == 0:
             if now <= end_ms:
                 _observe(market, venue, chosen, now == end_ms, regimes, fair, final_books)
             await asyncio.sleep(0)  # let a resync task run, if the feed started one (a crossed book)
-    await feed.stop()
+    await market_feed.stop()
     return SimRecording(
         symbols=chosen,
         seed=seed,
@@ -371,14 +250,17 @@ def record_synthetic(
     start_ms: int = DEFAULT_START_MS,
     shift_at_ms: int | None = None,
     manipulation: bool = True,
-    interval_ms: int = 1000,
     market_config: MarketConfig | None = None,
+    feed: FeedConfig | None = None,
 ) -> SimRecording:
     """Record `seconds` of the paper exchange's synthetic market for `symbols`, on virtual time.
 
+    `feed` is the daemon side's `FeedConfig` (row cadence SNAPSHOT_INTERVAL_MS = `interval_ms`, ROW_GRACE_MS,
+    the back-fill throttle; its symbols are replaced by `symbols`); by default the settings' code defaults,
+    not the environment, so that a recording depends on its arguments only.
     Rows are at `start_ms + k·interval_ms`, k = 1…seconds·1000/interval_ms (the daemon connects one
     driver step after the market starts at `start_ms`, so the first row is a `book_reset` row covering
-    990 ms); `shift_at_ms` schedules the market's regime shift (SIM_MARKET.md §7, exchange ms);
+    990 ms); `shift_at_ms` schedules the market's regime shift (docs/exchange_sim_market.md §7, exchange ms);
     `manipulation` turns spoofing/layering episodes on; `market_config` replaces the generator's
     defaults (e.g. `MarketConfig(fixed_regime="calm")` for drift tests; its shift time and manipulation
     switch are overridden by the two arguments). Deterministic for its arguments.
@@ -395,8 +277,8 @@ def record_synthetic(
                 start_ms=start_ms,
                 shift_at_ms=shift_at_ms,
                 manipulation=manipulation,
-                interval_ms=interval_ms,
                 market_config=market_config,
+                feed=feed,
             )
         )
     raise RuntimeError("record_synthetic called inside an event loop: await record_synthetic_async instead")

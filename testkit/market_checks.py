@@ -1,4 +1,4 @@
-"""Measurement helpers for the validation checks of SIM_MARKET.md §16 (used by tests and ``bench``).
+"""Measurement helpers for the validation checks of docs/exchange_sim_market.md §16 (used by tests and ``bench``).
 
 :func:`sample` drives a market and records one row of book and flow features per symbol per sampling
 interval; the other functions compute the stylised facts and the predictability figures from those
@@ -111,7 +111,7 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3, iters: int =
 
 
 def predictability(mid: np.ndarray, x: np.ndarray, horizon: int, train: float = 0.6) -> float:
-    """Out-of-sample AUC for the sign of the ``horizon``-step mid change (SIM_MARKET.md §16 protocol).
+    """Out-of-sample AUC for the sign of the ``horizon``-step mid change (docs/exchange_sim_market.md §16 protocol).
 
     Time split: train on the first ``train`` share, skip a purge gap of ``horizon`` samples, test on
     the rest; zero changes are dropped. Features are standardised with training statistics.
