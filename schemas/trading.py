@@ -182,6 +182,69 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
+class TradeIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """One order the decisions ask execution to place: the narrow interface between the two.
+
+    Exactly one of `quantity` (base units) and `notional` (USDT) is set; execution rounds either to the
+    instrument's lot and tick before anything leaves the process. `intent_id` identifies the decision
+    (a signal's id, an exit rule's firing): execution derives its orderLinkIds from it and the attempt
+    number, so the same intent submitted twice is one order. `take_profit`/`stop_loss` are prices that
+    execution places on the exchange (they protect the position when the daemon is down). `context` is
+    what the decision saw (signal, market data, indicator values) for the audit trail.
+    """
+
+    intent_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    ts: int
+    quantity: Decimal | None = None
+    notional: Decimal | None = None
+    price: Decimal | None = None  # the limit price; None for a market order
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    signal_id: int | None = None
+    source: str = "manual"  # strategy, consensus, model, exit rule, operator
+    reason: str | None = None
+    context: JsonObject | None = None
+    trace_id: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"TradeIntent {self.intent_id!r} {self.symbol} {self.side}"
+        if not self.intent_id:
+            raise ValueError("TradeIntent: intent_id is empty")
+        if (self.quantity is None) == (self.notional is None):
+            raise ValueError(f"{where}: set exactly one of quantity and notional")
+        _require_positive(where, "quantity", self.quantity)
+        _require_positive(where, "notional", self.notional)
+        _require_positive(where, "price", self.price)
+        _require_positive(where, "take_profit", self.take_profit)
+        _require_positive(where, "stop_loss", self.stop_loss)
+        if self.order_type is OrderType.LIMIT and self.price is None:
+            raise ValueError(f"{where}: a Limit order needs a price")
+        if self.order_type is OrderType.MARKET and self.time_in_force is TimeInForce.POST_ONLY:
+            raise ValueError(f"{where}: a Market order cannot be PostOnly")
+        if self.reduce_only and (self.take_profit is not None or self.stop_loss is not None):
+            raise ValueError(f"{where}: a reduce-only exit carries no take-profit or stop-loss of its own")
+        if self.price is not None:
+            # A take-profit beyond the entry in the direction of the trade, a stop-loss on the other side.
+            above, below = (
+                (self.take_profit, self.stop_loss)
+                if self.side is Side.BUY
+                else (self.stop_loss, self.take_profit)
+            )
+            if above is not None and above <= self.price:
+                raise ValueError(
+                    f"{where}: {'take_profit' if self.side is Side.BUY else 'stop_loss'} {above} must be above the price {self.price}"
+                )
+            if below is not None and below >= self.price:
+                raise ValueError(
+                    f"{where}: {'stop_loss' if self.side is Side.BUY else 'take_profit'} {below} must be below the price {self.price}"
+                )
+
+
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One row of the append-only audit log: who, what, when, why, with which context.
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.db.connection import Database
+from infra.db.migrate import head_revision
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -26,14 +27,15 @@ def test_db_commands_against_a_server(empty_db: Database) -> None:
     env = {"DATABASE_URL": empty_db.conninfo}
     status = _run("db", "status", env=env)
     assert status.returncode == 0, status.stderr
-    assert "revision base (behind head 0001" in status.stdout and "missing" in status.stdout
+    head = head_revision()
+    assert f"revision base (behind head {head}" in status.stdout and "missing" in status.stdout
     up = _run("db", "migrate", env=env)
-    assert up.returncode == 0 and up.stdout.strip().endswith("base -> 0001"), up.stderr
+    assert up.returncode == 0 and up.stdout.strip().endswith(f"base -> {head}"), up.stderr
     status = _run("db", "status", env=env)
-    assert "revision 0001 (up to date)" in status.stdout and "market_snapshots" in status.stdout
+    assert f"revision {head} (up to date)" in status.stdout and "market_snapshots" in status.stdout
     assert "missing" not in status.stdout
     down = _run("db", "downgrade", "base", env=env)
-    assert down.returncode == 0 and down.stdout.strip().endswith("0001 -> base"), down.stderr
+    assert down.returncode == 0 and down.stdout.strip().endswith(f"{head} -> base"), down.stderr
     url = _run("db", "url", "--dagster", env=env)
     assert url.stdout.startswith("postgresql+psycopg2://") and "/dagster" in url.stdout
 
@@ -50,7 +52,11 @@ def test_demo_on_embedded_defaults() -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "(embedded)" in proc.stdout and "at revision 0001" in proc.stdout and "audit_log" in proc.stdout
+    assert (
+        "(embedded)" in proc.stdout
+        and f"at revision {head_revision()}" in proc.stdout
+        and "audit_log" in proc.stdout
+    )
     # it recorded the three symbols from the in-process paper exchange
     built = re.search(r"rows built: (\d+) \(BTCUSDT (\d+), ETHUSDT (\d+), SOLUSDT (\d+)\)", proc.stdout)
     assert built is not None and all(int(n) >= 3 for n in built.groups()[1:]), proc.stdout
@@ -73,7 +79,7 @@ def test_demo_on_embedded_defaults() -> None:
         text=True,
         timeout=120,
     )
-    assert "revision 0001 (up to date)" in again.stdout
+    assert f"revision {head_revision()} (up to date)" in again.stdout
     assert not (var / "pg" / "postmaster.pid").exists()
     shutil.rmtree(var, ignore_errors=True)
 

@@ -1,0 +1,1 @@
+"""Execution: trade intents become orders on the exchange, tracked by state machines, reconciled, audited."""
