@@ -6,7 +6,17 @@ import json
 import platform
 from pathlib import Path
 
-from bench import features, inference, ingest, market, orderbook
+from bench import (
+    decisions,
+    execution,
+    features,
+    inference,
+    ingest,
+    market,
+    orchestration,
+    orderbook,
+    training,
+)
 from schemas.times import now_ms
 
 RESULTS = Path(__file__).parent / "results.json"
@@ -21,6 +31,10 @@ def main() -> None:
         "market": market.run(),
         "features": features.run(),
         "inference": inference.run(),
+        "execution": execution.run(),
+        "training": training.run(),
+        "decisions": decisions.run(),
+        "orchestration": orchestration.run(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -12,6 +12,7 @@ from depthcharge.commands.daemon import daemon, record
 from depthcharge.commands.dagster import dagster
 from depthcharge.commands.db import db
 from depthcharge.commands.demo import demo
+from depthcharge.commands.evaluate import evaluate
 from depthcharge.commands.exchange_sim import exchange_sim
 from depthcharge.commands.record_sim import record_sim
 from depthcharge.commands.train import train
@@ -36,6 +37,7 @@ cli.add_command(daemon)
 cli.add_command(exchange_sim)
 cli.add_command(record_sim)
 cli.add_command(train)
+cli.add_command(evaluate)
 cli.add_command(dagster)
 
 

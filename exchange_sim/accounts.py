@@ -88,6 +88,12 @@ class Position:
     created_time: int = 0
     updated_time: int = 0
     seq: int = -1
+    # The position's Full-mode TP/SL (trading-stop, or attached to a filled order): shown as the
+    # position's takeProfit/stopLoss; the orders that carry them live in exchange_sim/conditional.py.
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    tp_trigger_by: str = "LastPrice"
+    sl_trigger_by: str = "LastPrice"
 
     @property
     def side(self) -> str:

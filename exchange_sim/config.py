@@ -24,6 +24,33 @@ class AccountConfig:
     balance: Decimal = DEFAULT_BALANCE
 
 
+REQUEST_FAULT_MODES = ("lost_reply", "lost_request", "late_request")
+
+
+@dataclass(slots=True)
+class RequestFault:
+    """A scripted fault for the next ``count`` REST requests whose path starts with ``path``.
+
+    * ``lost_reply``: the request is executed (an order *is* placed) but its reply never arrives: the
+      connection is dropped after ``hold_ms`` (0: at once; longer than the client's timeout: it times out).
+    * ``lost_request``: the request is never executed; the connection is dropped after ``hold_ms``.
+    * ``late_request``: the request arrives ``delay_ms`` late: it is checked (signature, receive window
+      against the exchange clock at its late arrival) and executed then, whether or not the client is
+      still waiting; one later than its ``X-BAPI-RECV-WINDOW`` is refused with 10002 and never executed.
+
+    ``skip`` lets that many matching requests through first; ``rate`` < 1 applies the fault to that share
+    of matching requests only (drawn from the fault injector's seeded stream). ``count`` is what remains.
+    """
+
+    path: str
+    mode: str
+    count: int = 1
+    skip: int = 0
+    rate: float = 1.0
+    hold_ms: int = 0
+    delay_ms: int = 0
+
+
 @dataclass(slots=True)
 class FaultConfig:
     """Injected faults; every rate is a probability in [0, 1]. All off by default.
@@ -42,6 +69,8 @@ class FaultConfig:
     * ``order_ack_delay_ms``: create/amend/cancel replies are held back this long while the private
       stream messages go out first (docs/exchange_protocol.md §6.8).
     * ``paths``: restrict the REST faults to these path prefixes (empty = all ``/v5`` paths).
+    * ``request_faults``: scripted per-path faults for the next requests (:class:`RequestFault`): a
+      reply lost after execution, a request lost before it, a request that arrives late.
     """
 
     latency_ms: int = 0
@@ -55,6 +84,7 @@ class FaultConfig:
     book_reset_rate: float = 0.0
     order_ack_delay_ms: int = 0
     paths: tuple[str, ...] = ()
+    request_faults: tuple[RequestFault, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,16 +12,21 @@ import uuid
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-# orderStatus values (§4.8). The engine emits New, PartiallyFilled, Filled and Cancelled. Rejected is here
-# for the protocol layer: this engine refuses bad orders synchronously (a retCode) instead. Spot's
-# PartiallyFilledCanceled does not exist on linear (Cancelled with cumExecQty > 0 instead), and
-# Untriggered/Triggered/Deactivated belong to conditional orders, which this engine does not hold.
+# orderStatus values (§4.8). The engine emits New, PartiallyFilled, Filled and Cancelled for every order;
+# conditional and TP/SL orders (exchange_sim/conditional.py) start Untriggered, pass through Triggered
+# when they fire, and end Deactivated when cancelled before firing. Rejected marks a conditional order
+# that fired but could not be placed (margin, price band): a plain order is refused synchronously with a
+# retCode instead. Spot's PartiallyFilledCanceled does not exist on linear (Cancelled with cumExecQty > 0).
 NEW = "New"
 PARTIALLY_FILLED = "PartiallyFilled"
+UNTRIGGERED = "Untriggered"
+TRIGGERED = "Triggered"
 FILLED = "Filled"
 CANCELLED = "Cancelled"
 REJECTED = "Rejected"
-OPEN_STATUSES = frozenset({NEW, PARTIALLY_FILLED})
+DEACTIVATED = "Deactivated"
+OPEN_STATUSES = frozenset({NEW, PARTIALLY_FILLED, UNTRIGGERED})
+ACTIVE_STATUSES = frozenset({NEW, PARTIALLY_FILLED})  # in the book: can trade
 
 # rejectReason and cancelType values used (docs "Enums Definitions").
 EC_NO_ERROR = "EC_NoError"
@@ -29,9 +34,34 @@ EC_POST_ONLY_WILL_TAKE_LIQUIDITY = "EC_PostOnlyWillTakeLiquidity"
 EC_NO_IMMEDIATE_QTY_TO_FILL = "EC_NoImmediateQtyToFill"
 EC_CANCEL_FOR_NO_FULL_FILL = "EC_CancelForNoFullFill"
 EC_REACH_MARKET_PRICE_LIMIT = "EC_ReachMarketPriceLimit"
+EC_OTHERS = "EC_Others"
 CANCEL_UNKNOWN = "UNKNOWN"
 CANCEL_BY_USER = "CancelByUser"
 CANCEL_BY_REDUCE_ONLY = "CancelByReduceOnly"
+CANCEL_BY_TPSL_CLEAR = "CancelByTpSlTsClear"  # a TP/SL order cancelled because its position closed
+CANCEL_BY_OCO_TP_BY_SL = "CancelByOCOTpCanceledBySlTriggered"
+CANCEL_BY_OCO_SL_BY_TP = "CancelByOCOSlCanceledByTpTriggered"
+
+# stopOrderType values (docs "Enums Definitions"); plain orders say UNKNOWN.
+STOP_NONE = "UNKNOWN"
+STOP_ORDER = "Stop"  # a conditional order placed with triggerPrice
+TAKE_PROFIT = "TakeProfit"  # the position's full TP (trading-stop tpslMode Full, or attached Full)
+STOP_LOSS = "StopLoss"
+PARTIAL_TAKE_PROFIT = "PartialTakeProfit"
+PARTIAL_STOP_LOSS = "PartialStopLoss"
+TPSL_KINDS = frozenset({TAKE_PROFIT, STOP_LOSS, PARTIAL_TAKE_PROFIT, PARTIAL_STOP_LOSS})
+# createType of each kind (the order object and its executions).
+CREATE_BY_USER = "CreateByUser"
+CREATE_TYPES = {
+    STOP_NONE: CREATE_BY_USER,
+    STOP_ORDER: "CreateByStopOrder",
+    TAKE_PROFIT: "CreateByTakeProfit",
+    STOP_LOSS: "CreateByStopLoss",
+    PARTIAL_TAKE_PROFIT: "CreateByPartialTakeProfit",
+    PARTIAL_STOP_LOSS: "CreateByPartialStopLoss",
+}
+TRIGGER_BY = ("LastPrice", "MarkPrice", "IndexPrice")
+RISE, FALL = 1, 2  # triggerDirection
 
 EXEC_TRADE = "Trade"
 EXEC_FUNDING = "Funding"
@@ -75,6 +105,24 @@ class Order:
     last_price_on_created: Decimal | None = None
     slippage_tolerance_type: str = "UNKNOWN"
     slippage_tolerance: Decimal | None = None
+    close_on_trigger: bool = False
+    # Conditional orders (exchange_sim/conditional.py): kind, trigger and, for TP/SL kinds, the link to
+    # what they protect. A Full TP/SL order has qty 0 ("the whole position") until it fires.
+    stop_order_type: str = STOP_NONE
+    trigger_price: Decimal | None = None
+    trigger_direction: int = 0
+    trigger_by: str = "UNKNOWN"
+    parent_order_link_id: str = ""
+    # TP/SL attached to this order (takeProfit/stopLoss on create or amend), applied when it fills.
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    tp_trigger_by: str = "UNKNOWN"
+    sl_trigger_by: str = "UNKNOWN"
+    tpsl_mode: str = ""
+    tp_order_type: str = ""
+    sl_order_type: str = ""
+    tp_limit_price: Decimal | None = None
+    sl_limit_price: Decimal | None = None
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -88,8 +136,18 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        """Whether the order can still trade, be amended or be cancelled."""
+        """Whether the order can still trade (or fire), be amended or be cancelled."""
         return self.order_status in OPEN_STATUSES
+
+    @property
+    def is_conditional(self) -> bool:
+        """A conditional or TP/SL order (any ``stopOrderType``), whatever its status."""
+        return self.stop_order_type != STOP_NONE
+
+    @property
+    def has_attached_tpsl(self) -> bool:
+        """Whether a fill of this order sets a TP/SL (``takeProfit``/``stopLoss`` given on create or amend)."""
+        return self.take_profit is not None or self.stop_loss is not None
 
     def snapshot(self) -> Order:
         """An independent copy for an event: later changes to the live order do not alter it."""

@@ -32,6 +32,7 @@ from exchange_sim.accounts import (
     AccountRegistry,
 )
 from exchange_sim.book import ANON_OWNER, BUY, SELL, BookOrder, OrderBook
+from exchange_sim.conditional import ConditionalOrders
 from exchange_sim.errors import ExchangeError, RetCode
 from exchange_sim.events import (
     CANCEL_BY_REDUCE_ONLY,
@@ -45,6 +46,7 @@ from exchange_sim.events import (
     EXEC_TRADE,
     FILLED,
     PARTIALLY_FILLED,
+    UNTRIGGERED,
     ZERO,
     Execution,
     IdFactory,
@@ -53,6 +55,7 @@ from exchange_sim.events import (
 )
 from exchange_sim.instruments import Instrument, get_instrument
 from exchange_sim.pricing import check_price_band, market_protection
+from exchange_sim.tpsl import TpslSpec, attach, check_attached, matches_filter
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
 ANON_TAKER = "~anon-taker"  # owner of the synthetic market's own market orders and sweeps (no records kept)
@@ -80,6 +83,12 @@ class OrderRequest:
     position_idx: int = 0
     slippage_tolerance_type: str | None = None  # "TickSize" or "Percent", Market orders only
     slippage_tolerance: Decimal | None = None
+    close_on_trigger: bool = False
+    # A conditional order (exchange_sim/conditional.py): Untriggered until the price crosses.
+    trigger_price: Decimal | None = None
+    trigger_direction: int = 0
+    trigger_by: str | None = None
+    tpsl: TpslSpec = field(default_factory=TpslSpec)  # takeProfit/stopLoss attached to the order
 
 
 @dataclass(slots=True)
@@ -119,6 +128,7 @@ class MatchingEngine:
         # taker is, so a synthetic market mirroring the anonymous volume stays exact (docs/exchange_sim_market.md §11).
         self.anonymous_fill_hook: Callable[[str, str, int, int], None] | None = None
         self._anon_takers = 0
+        self.conditional = ConditionalOrders(self)
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -155,6 +165,14 @@ class MatchingEngine:
         get_instrument(symbol, self.instruments)
         self.accounts.marks.set_mark(symbol, price)
 
+    def poll_triggers(self) -> EngineResult:
+        """Fire the conditional and TP/SL orders the current last and mark prices have crossed.
+
+        Commands fire what their own trades cross; this is for mark price moves (the venue calls it
+        after every step of the market and after ``POST /sim/mark``).
+        """
+        return self.conditional.poll()
+
     def settle_funding(
         self, symbol: str, funding_rate: Decimal, mark: Decimal | None = None
     ) -> list[Execution]:
@@ -189,6 +207,12 @@ class MatchingEngine:
         is_market = req.order_type == "Market"
         tif = "IOC" if is_market else req.time_in_force  # Bybit: Market orders are always IOC
         lots = spec.validate_qty(req.qty, req.order_type)
+        if req.tpsl.given and req.reduce_only:
+            raise _params_error("takeProfit/stopLoss cannot be attached to a reduceOnly order")
+        if req.trigger_price is not None:
+            base = req.price if not is_market else req.trigger_price
+            check_attached(spec, req.side, req.tpsl, base)
+            return self.conditional.place(owner, spec, req, lots)
         reference = self.reference_price(req.symbol)
         if is_market:
             best = book.best_ask() if req.side == BUY else book.best_bid()
@@ -204,6 +228,8 @@ class MatchingEngine:
             check_price_band(spec, req.side, order_price, reference)
         if not req.reduce_only and cost_price:
             spec.validate_notional(req.qty, cost_price)
+        base = order_price if not is_market else (self._last_price(spec) or reference)
+        check_attached(spec, req.side, req.tpsl, base)
         links = self._link_ids.setdefault(owner, {})
         if req.order_link_id and req.order_link_id in links:
             raise ExchangeError(RetCode.DUPLICATE_ORDER_LINK_ID, "OrderLinkedID is duplicate")
@@ -235,7 +261,9 @@ class MatchingEngine:
             last_price_on_created=self._last_price(spec),
             slippage_tolerance_type=req.slippage_tolerance_type or "UNKNOWN",
             slippage_tolerance=req.slippage_tolerance,
+            close_on_trigger=req.close_on_trigger,
         )
+        attach(order, req.tpsl)
         if account is not None:
             if cost_price:
                 account.check_order_margin(replace(order, price=cost_price))
@@ -248,7 +276,9 @@ class MatchingEngine:
         if req.order_link_id:
             links[req.order_link_id] = order.order_id
         result = EngineResult()
+        self.conditional.watch_attached(order)  # before it can fill: fills on arrival set its TP/SL too
         self._execute(spec, book, order, lots, limit, result, ts)
+        self.conditional.settle(result, (req.symbol,))
         return result
 
     def _execute(
@@ -453,6 +483,7 @@ class MatchingEngine:
                 closed_size=closed,
                 exec_pnl=pnl,
                 create_type=order.create_type,
+                stop_order_type=order.stop_order_type,
             )
         )
 
@@ -527,6 +558,7 @@ class MatchingEngine:
         self._match(spec, book, taker, lots, limit, result, ts)
         if result.executions:
             self._enforce_reduce_only(spec, book, result, ts)
+            self.conditional.settle(result, (symbol,))
         return result
 
     def _tick_direction(self, symbol: str, ticks: int) -> str:
@@ -634,26 +666,64 @@ class MatchingEngine:
         order_link_id: str | None = None,
         qty: Decimal | None = None,
         price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        trigger_by: str | None = None,
+        tpsl: TpslSpec | None = None,
     ) -> EngineResult:
-        """``/v5/order/amend``: new total ``qty`` and/or ``price`` of an open order.
+        """``/v5/order/amend``: new total ``qty`` and/or ``price`` of an open order, its attached TP/SL, and
+        for an Untriggered conditional order its trigger (see :meth:`ConditionalOrders.amend`).
 
         A price change or a quantity increase sends the order to the back of its (new) level; a
         decrease keeps its place. A re-priced GTC order that now crosses trades at once as a taker; a
         re-priced PostOnly order that would cross is cancelled with ``EC_PostOnlyWillTakeLiquidity``.
         A reduce-only order's new size is capped like at creation. Checks as on create: 10001 for
-        filters, 110094, 110003, 110017, 110007; 110064 if ``qty`` does not exceed the filled qty.
+        filters, 110094, 110003, 110017, 110007; 110064 if ``qty`` does not exceed the filled qty;
+        110059 for TP/SL changes on a partially filled order.
         """
         spec = get_instrument(symbol, self.instruments)
         book = self.books[symbol]
+        tpsl = tpsl if tpsl is not None else TpslSpec()
         order = self._require_open(owner, symbol, order_id, order_link_id, "replace")
-        if qty is None and price is None:
-            raise _params_error("amend needs qty or price")
+        changes_tpsl = tpsl.given or tpsl.tp_limit_price is not None or tpsl.sl_limit_price is not None
+        if (
+            qty is None
+            and price is None
+            and trigger_price is None
+            and trigger_by is None
+            and not changes_tpsl
+        ):
+            raise _params_error("amend needs qty, price, triggerPrice, triggerBy, takeProfit or stopLoss")
+        if order.order_status == UNTRIGGERED:
+            result = EngineResult()
+            self.conditional.amend(
+                order, qty=qty, price=price, trigger_price=trigger_price, trigger_by=trigger_by, tpsl=tpsl,
+                result=result,
+            )  # fmt: skip
+            return result
+        if trigger_price is not None or trigger_by is not None:
+            raise _params_error("triggerPrice/triggerBy can only be amended before the order has triggered")
         entry = book.get(order.order_id)
         assert entry is not None
+        if changes_tpsl:
+            if order.cum_exec_qty:
+                raise ExchangeError(
+                    RetCode.TPSL_OF_PARTIALLY_FILLED,
+                    "Not allowed to modify the TP/SL of a partially filled open order",
+                )
+            base = spec.ticks_to_price(spec.validate_price(price)) if price is not None else order.price
+            mode = tpsl.tpsl_mode or order.tpsl_mode or None
+            check_attached(spec, order.side, replace(tpsl, tpsl_mode=mode), base)
+            if qty is None and price is None:
+                attach(order, tpsl, amend=True)
+                order.updated_time = self.clock()
+                self.conditional.watch_attached(order)
+                snapshot = order.snapshot()
+                result = EngineResult(order=snapshot, order_updates=[snapshot])
+                return result
         cum_lots = spec.qty_to_lots(order.cum_exec_qty)
         new_total = spec.validate_qty(qty, "Limit") if qty is not None else spec.qty_to_lots(order.qty)
         new_ticks = spec.validate_price(price) if price is not None else entry.price
-        if new_total == spec.qty_to_lots(order.qty) and new_ticks == entry.price:
+        if new_total == spec.qty_to_lots(order.qty) and new_ticks == entry.price and not changes_tpsl:
             raise _params_error("amend changes nothing: qty and price equal the order's")
         if new_total <= cum_lots:
             raise ExchangeError(
@@ -679,6 +749,9 @@ class MatchingEngine:
         order.leaves_qty = spec.lots_to_qty(new_leaves)
         order.price = new_price
         order.updated_time = ts
+        if changes_tpsl:
+            attach(order, tpsl, amend=True)
+            self.conditional.watch_attached(order)
         result = EngineResult()
         if new_ticks == entry.price and new_leaves <= entry.leaves:
             book.reduce(order.order_id, new_leaves)
@@ -688,6 +761,7 @@ class MatchingEngine:
             book.remove(order.order_id)
             self._unlist(order)
             self._execute(spec, book, order, new_leaves, new_ticks, result, ts)
+            self.conditional.settle(result, (symbol,))
             return result
         result.order = order.snapshot()
         result.order_updates.append(result.order)
@@ -696,23 +770,54 @@ class MatchingEngine:
     def cancel(
         self, owner: str, symbol: str, *, order_id: str | None = None, order_link_id: str | None = None
     ) -> EngineResult:
-        """``/v5/order/cancel``; an unknown, filled or cancelled order is 110001."""
+        """``/v5/order/cancel``; an unknown, filled or cancelled order is 110001. An Untriggered
+        conditional or TP/SL order ends ``Deactivated`` (a Full TP/SL also leaves the position)."""
         get_instrument(symbol, self.instruments)
         order = self._require_open(owner, symbol, order_id, order_link_id, "cancel")
         result = EngineResult()
-        self._cancel_one(order, self.clock(), result)
+        if order.order_status == UNTRIGGERED:
+            self.conditional.deactivate(order, CANCEL_BY_USER, result)
+        else:
+            self._cancel_one(order, self.clock(), result)
         result.order = result.order_updates[-1]
         return result
 
-    def cancel_all(self, owner: str, symbol: str | None = None) -> EngineResult:
-        """``/v5/order/cancel-all`` for one symbol or (``symbol=None``, settleCoin USDT) all; at most 500."""
+    def cancel_all(
+        self,
+        owner: str,
+        symbol: str | None = None,
+        order_filter: str | None = None,
+        stop_order_type: str | None = None,
+    ) -> EngineResult:
+        """``/v5/order/cancel-all`` for one symbol or (``symbol=None``, settleCoin USDT) all; at most 500.
+
+        Without ``order_filter`` every kind goes, the position's TP/SL included (as on Bybit);
+        ``Order`` keeps conditional and TP/SL orders, ``StopOrder`` (narrowed by ``stop_order_type``)
+        and ``tpslOrder`` cancel only those (see :func:`~exchange_sim.conditional.matches_filter`).
+        """
         if symbol is not None:
             get_instrument(symbol, self.instruments)
         ts = self.clock()
         result = EngineResult()
-        targets = [o for o in self._open.values() if o.owner == owner and symbol in (None, o.symbol)]
-        for order in targets[:MAX_ACTIVE_ORDERS]:
-            self._cancel_one(order, ts, result)
+        active = [
+            o
+            for o in self._open.values()
+            if o.owner == owner
+            and symbol in (None, o.symbol)
+            and matches_filter(o, order_filter, stop_order_type)
+        ]
+        waiting = [
+            o
+            for o in self.conditional.pending.values()
+            if o.owner == owner
+            and symbol in (None, o.symbol)
+            and matches_filter(o, order_filter, stop_order_type)
+        ]
+        for order in (active + waiting)[:MAX_ACTIVE_ORDERS]:
+            if order.order_status == UNTRIGGERED:
+                self.conditional.deactivate(order, CANCEL_BY_USER, result)
+            else:
+                self._cancel_one(order, ts, result)
         return result
 
     def _cancel_one(self, order: Order, ts: int, result: EngineResult) -> None:
@@ -740,7 +845,7 @@ class MatchingEngine:
             order_id = self._link_ids.get(owner, {}).get(order_link_id)
         if not order_id:
             return None
-        order = self._open.get(order_id)
+        order = self._open.get(order_id) or self.conditional.pending.get(order_id)
         if order is None and include_closed:
             closed = self._closed.get(owner)
             order = closed.get(order_id) if closed is not None else None

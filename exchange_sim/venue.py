@@ -30,6 +30,7 @@ from exchange_sim.events import Execution, IdFactory, Order, PublicTrade
 from exchange_sim.instruments import DEFAULT_INSTRUMENTS, Instrument
 from exchange_sim.klines import Candle, KlineBook
 from exchange_sim.matching import EngineResult, MatchingEngine, OrderRequest
+from exchange_sim.tpsl import TradingStopRequest
 
 log = structlog.get_logger(__name__)
 
@@ -188,11 +189,29 @@ class Venue:
         result = self.engine.cancel(api_key, symbol, **kwargs)
         return result, self._absorb(result, api_key, (symbol,))
 
-    def cancel_all(self, api_key: str, symbol: str | None) -> tuple[EngineResult, list[PrivateMessage]]:
+    def cancel_all(
+        self,
+        api_key: str,
+        symbol: str | None,
+        order_filter: str | None = None,
+        stop_order_type: str | None = None,
+    ) -> tuple[EngineResult, list[PrivateMessage]]:
         """``/v5/order/cancel-all`` for one symbol, or every symbol when ``symbol`` is ``None``."""
-        result = self.engine.cancel_all(api_key, symbol)
+        result = self.engine.cancel_all(api_key, symbol, order_filter, stop_order_type)
         symbols = (symbol,) if symbol else tuple(dict.fromkeys(o.symbol for o in result.order_updates))
         return result, self._absorb(result, api_key, symbols)
+
+    def trading_stop(
+        self, api_key: str, req: TradingStopRequest
+    ) -> tuple[EngineResult, list[PrivateMessage]]:
+        """``/v5/position/trading-stop``: ``order`` messages of the TP/SL orders, then ``position``."""
+        result = self.engine.conditional.trading_stop(api_key, req)
+        return result, self._absorb(result, api_key, (req.symbol,))
+
+    def set_mark_price(self, symbol: str, price: Decimal) -> None:
+        """Set a mark price (admin API) and publish what the move triggers."""
+        self.engine.set_mark_price(symbol, price)
+        self.private.publish(self._absorb(self.engine.poll_triggers(), None, ()))
 
     def set_leverage(self, api_key: str, symbol: str, buy: Decimal, sell: Decimal) -> list[PrivateMessage]:
         """``/v5/position/set-leverage``; a change produces a ``position`` message."""
@@ -212,6 +231,10 @@ class Venue:
                 self._load_history(self.market, now)
             for result in self.market.advance(now):
                 self.private.publish(self._absorb(result, None, ()))
+            # Trades fire what they cross within their own command; mark moves are caught up here.
+            triggered = self.engine.poll_triggers()
+            if triggered.order_updates:
+                self.private.publish(self._absorb(triggered, None, ()))
         for symbol, book in self.klines.items():
             closed = book.roll(now)
             if closed:

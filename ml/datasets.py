@@ -255,7 +255,7 @@ def window_rows(ds: WindowedDataset, idx: np.ndarray | None = None) -> np.ndarra
 
 
 def fit_preprocessor(
-    rows: LabelledRows, ds: WindowedDataset, train_idx: np.ndarray
+    rows: LabelledRows, ds: WindowedDataset, train_idx: np.ndarray, *, row_local: bool = True
 ) -> tuple[WindowedDataset, FeaturePreprocessor]:
     """Fit a FeaturePreprocessor (under the rows' feature spec) on the rows the training windows read, and
     apply it to every row.
@@ -266,7 +266,9 @@ def fit_preprocessor(
         raise ValueError("ds was not built from these rows (feature matrices differ in shape)")
     if len(train_idx) == 0:
         raise ValueError("cannot fit a preprocessor on an empty training fold")
-    pre = FeaturePreprocessor.fit(rows.features[window_rows(ds, train_idx)], spec=rows.spec)
+    pre = FeaturePreprocessor.fit(
+        rows.features[window_rows(ds, train_idx)], spec=rows.spec, row_local=row_local
+    )
     features = pre.transform(rows.features)
     return replace(ds, features=np.ascontiguousarray(features, dtype=np.float32)), pre
 

@@ -153,9 +153,18 @@ class FeaturePreprocessor:
 
     @classmethod
     def fit(
-        cls, features: np.ndarray, *, spec: FeatureSpec | None = None, clip: float = DEFAULT_CLIP
+        cls,
+        features: np.ndarray,
+        *,
+        spec: FeatureSpec | None = None,
+        clip: float = DEFAULT_CLIP,
+        row_local: bool = True,
     ) -> FeaturePreprocessor:
-        """Fit the scaler on the (R, 110) raw feature rows of the training fold (and nothing else)."""
+        """Fit the scaler on the (R, 110) raw feature rows of the training fold (and nothing else).
+
+        ``row_local=False`` skips the row-local transform (every kind ``identity``: a plain clipped z-score of
+        the raw values), the evaluation protocol's ablation of the input scaling.
+        """
         spec = spec or feature_spec()
         x = np.asarray(features, dtype=np.float64)
         n = len(spec.names)
@@ -168,7 +177,7 @@ class FeaturePreprocessor:
             raise ValueError(f"training feature {spec.names[col]} of row {row} is not finite ({x[row, col]})")
         identity = cls(
             feature_names=list(spec.names),
-            kinds=transform_kinds(spec.names),
+            kinds=transform_kinds(spec.names) if row_local else ["identity"] * n,
             mean=np.zeros(n),
             scale=np.ones(n),
             constant=np.zeros(n, dtype=bool),

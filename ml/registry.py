@@ -7,8 +7,16 @@ immutable record of what was saved. A version is loaded only when its feature-sp
 caller's, the weights hash to the recorded sha256 and unpickle as plain tensors (``weights_only=True``),
 and the rebuilt module accepts them with ``strict=True``.
 
-Promotion compares one agreed metric from the candidate's and the production model's manifests and then
-flips the production row through :meth:`ModelVersionRepository.promote`, which sends
+Any model type is stored this way: the CNN-LSTM (``hybrid_cnn_lstm``) and the baselines, exported as
+PyTorch modules whose buffers hold the fitted numbers (``majority``, ``logistic``, ``gradient_boosting``:
+``ml.models.served``), so the predictor serves each of them through the same path. A version may carry
+its run's gate evidence (``evaluation.npz``, its sha256 in ``params["evidence_sha256"]``, ``ml.gate``).
+
+Promotion: :meth:`promote_gated` asks a decision function (the gate of ``ml.gate``, via
+``ml.workflow.promote_if_better``) and stores the decision (``model_gate_decisions``), its audit row
+(``model_promote``, the numbers in ``new_value``) and, when promoted, the production switch in one
+transaction; :meth:`promote` is the plain comparison of one manifest metric, kept for callers without
+evidence. Both flip the production row through :meth:`ModelVersionRepository.promote`, which sends
 ``NOTIFY model_promoted`` on commit (the daemon hot-swaps on it).
 
 Errors (all :class:`RegistryError`, each names the version and what was wrong)::
@@ -47,15 +55,20 @@ from torch import nn
 
 from infra.db.connection import Database
 from infra.db.errors import DuplicateKey, NotFound, PromotionConflict
+from infra.db.repositories.audit import append_sync
+from infra.db.repositories.model_gate import ModelGateRepository
 from infra.db.repositories.model_versions import ModelVersionRepository
-from schemas.enums import ModelStatus
+from schemas.enums import AuditAction, ModelStatus
 from schemas.features import FeatureSpec
 from schemas.model import DataWindow, ModelManifest
+from schemas.trading import AuditEvent
 
 WEIGHTS_FILE = "weights.pt"
 MANIFEST_FILE = "manifest.json"
 REJECTION_FILE = "rejection.json"
+EVIDENCE_FILE = "evaluation.npz"
 HYBRID_CNN_LSTM = "hybrid_cnn_lstm"
+SERVED_BASELINE_TYPES = ("majority", "logistic", "gradient_boosting")
 
 ModelFactory = Callable[[dict[str, Any]], nn.Module]
 ConnectionFactory = Callable[[], Connection[Any]]
@@ -109,6 +122,7 @@ class PromotionDecision:
     production_version: str | None
     production_value: float | None
     reason: str
+    gate: dict[str, Any] | None = None  # the gate's numbers (ml.gate.GateDecision.to_dict) when it decided
 
 
 def _create_hybrid_cnn_lstm(params: dict[str, Any]) -> nn.Module:
@@ -120,7 +134,19 @@ def _create_hybrid_cnn_lstm(params: dict[str, Any]) -> nn.Module:
     return create_model(ModelConfig.from_dict(params["model_config"]))
 
 
-DEFAULT_FACTORIES: dict[str, ModelFactory] = {HYBRID_CNN_LSTM: _create_hybrid_cnn_lstm}
+def _create_served_baseline(params: dict[str, Any]) -> nn.Module:
+    from ml.models.served import create_served_baseline
+
+    try:
+        return create_served_baseline(params)
+    except (KeyError, ValueError) as exc:
+        raise InvalidModelInput(f"params of a served baseline are not usable: {exc}") from None
+
+
+DEFAULT_FACTORIES: dict[str, ModelFactory] = {
+    HYBRID_CNN_LSTM: _create_hybrid_cnn_lstm,
+    **{kind: _create_served_baseline for kind in SERVED_BASELINE_TYPES},
+}
 
 
 def code_version() -> str:
@@ -244,16 +270,21 @@ class ModelRegistry:
         horizons_s: tuple[int, ...] | list[int],
         feature_spec: FeatureSpec,
         parent_version: str | None = None,
+        evidence: bytes | None = None,
     ) -> ModelManifest:
         """Write the version's files atomically, then its row; returns the manifest (status candidate).
 
         The weights are checked against a module rebuilt from ``params`` before anything is written, so
         every saved version can be loaded. If the database refuses the row, the files are removed.
+        ``evidence`` (the run's gate evidence, ``ml.gate.GateEvidence.to_bytes``) is written beside the
+        weights and its sha256 recorded in ``params["evidence_sha256"]``.
         """
         if not isinstance(model, nn.Module):
             raise InvalidModelInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
         factory = self._factory(model_type, "save")
         params_d = dict(params)
+        if evidence is not None:
+            params_d["evidence_sha256"] = hashlib.sha256(evidence).hexdigest()
         scaler = None if preprocessor_dict is None else dict(preprocessor_dict)
         _json_able("params", params_d)
         _json_able("preprocessor_dict", scaler)
@@ -289,7 +320,7 @@ class ModelRegistry:
             params=params_d,
             parent_version=parent_version,
         )
-        final = self._write_files(version, blob, manifest.to_json())
+        final = self._write_files(version, blob, manifest.to_json(), evidence)
         try:
             with self._repo() as repo:
                 repo.add(manifest)
@@ -298,7 +329,9 @@ class ModelRegistry:
             raise
         return manifest
 
-    def _write_files(self, version: str, blob: bytes, manifest_json: bytes) -> Path:
+    def _write_files(
+        self, version: str, blob: bytes, manifest_json: bytes, evidence: bytes | None = None
+    ) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / version
         if final.exists():
@@ -307,6 +340,8 @@ class ModelRegistry:
         try:
             _write_synced(tmp / WEIGHTS_FILE, blob)
             _write_synced(tmp / MANIFEST_FILE, manifest_json)
+            if evidence is not None:
+                _write_synced(tmp / EVIDENCE_FILE, evidence)
             _fsync_dir(tmp)
             tmp.rename(final)  # atomic on one filesystem: the directory appears complete or not at all
             _fsync_dir(self.root)
@@ -404,6 +439,28 @@ class ModelRegistry:
         except (msgspec.DecodeError, ValueError) as exc:
             raise ArtifactCorrupt(f"model {version}: {path} is not a valid manifest: {exc}") from None
 
+    def evidence(self, version: str) -> bytes | None:
+        """The gate evidence saved with ``version`` (verified against its sha256), or None if it has none."""
+        manifest = self.get(version)
+        sha = manifest.params.get("evidence_sha256")
+        if sha is None:
+            return None
+        path = self.root / version / EVIDENCE_FILE
+        if not path.is_file():
+            raise ArtifactMissing(f"model {version}: {path} is missing")
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            raise ArtifactCorrupt(
+                f"model {version}: {path} has sha256 {actual} but the manifest records {sha}: changed or corrupt"
+            )
+        return data
+
+    def gate_decisions(self, version: str) -> builtins.list[dict[str, Any]]:
+        """The gate's decisions about ``version``, newest first (``model_gate_decisions`` rows)."""
+        with self._connect() as conn:
+            return ModelGateRepository(conn).for_version(version)
+
     def load_production(self, expected_spec_hash: str) -> LoadedModel | None:
         """The verified production model, or None when no version has been promoted yet."""
         manifest = self.production()
@@ -436,6 +493,97 @@ class ModelRegistry:
                 return decision
         raise RegistryError(
             f"could not promote {version}: production changed {max_attempts} times while comparing"
+        )
+
+    def promote_gated(
+        self,
+        version: str,
+        decide: Callable[[ModelManifest, ModelManifest | None], PromotionDecision],
+        *,
+        actor: str = "system",
+        trace_id: str | None = None,
+        max_attempts: int = 3,
+    ) -> PromotionDecision:
+        """Promote ``version`` if ``decide(candidate, production)`` says so, storing the decision.
+
+        The decision row (``model_gate_decisions``), its audit row and the production switch commit in
+        one transaction; when another promotion lands between the decision and the switch, the decision
+        is taken again against the new production model (nothing of the stale one is kept). A version
+        that is already production or rejected is refused without asking ``decide``.
+        """
+        for _ in range(max_attempts):
+            with self._connect() as conn:
+                repo = ModelVersionRepository(conn)
+                candidate = self._get(repo, version)
+                production = repo.production()
+                early = self._refusal(candidate)
+                decision = early or decide(candidate, production)
+                expected = None if production is None else production.version
+                try:
+                    with conn.transaction():
+                        self._record(conn, decision, candidate, production, actor, trace_id)
+                        if decision.promoted:
+                            repo.promote(version, expected_production=expected)
+                except PromotionConflict:
+                    continue
+                return decision
+        raise RegistryError(
+            f"could not promote {version}: production changed {max_attempts} times while comparing"
+        )
+
+    @staticmethod
+    def _refusal(candidate: ModelManifest) -> PromotionDecision | None:
+        if candidate.status is ModelStatus.PRODUCTION:
+            reason = f"{candidate.version} is already the production model"
+        elif candidate.status is ModelStatus.REJECTED:
+            reason = f"{candidate.version} was rejected and cannot be promoted"
+        else:
+            return None
+        return PromotionDecision(False, candidate.version, "", True, None, None, None, reason)
+
+    @staticmethod
+    def _record(
+        conn: Connection[Any],
+        decision: PromotionDecision,
+        candidate: ModelManifest,
+        production: ModelManifest | None,
+        actor: str,
+        trace_id: str | None,
+    ) -> None:
+        gate = decision.gate or {}
+        value = gate.get("candidate_value", {})
+        number = decision.candidate_value if decision.candidate_value is not None else math.nan
+        details = {**gate, "model_type": candidate.model_type}
+        ModelGateRepository(conn).add(
+            candidate.version,
+            promoted=decision.promoted,
+            metric=decision.metric or "-",
+            candidate_value=float(value.get("value", number)),
+            candidate_low=float(value.get("low", number)),
+            candidate_high=float(value.get("high", number)),
+            production_version=decision.production_version,
+            reason=decision.reason,
+            details=details,
+        )
+        append_sync(
+            conn,
+            AuditEvent(
+                action=AuditAction.MODEL_PROMOTE,
+                entity_type="model_version",
+                entity_id=candidate.version,
+                actor=actor,
+                old_value=None if production is None else {"production": production.version},
+                new_value={
+                    "promoted": decision.promoted,
+                    "model_type": candidate.model_type,
+                    "metric": decision.metric,
+                    "candidate_value": value or decision.candidate_value,
+                    "comparisons": gate.get("comparisons", []),
+                },
+                reason=decision.reason,
+                success=True,
+                trace_id=trace_id,
+            ),
         )
 
     @staticmethod

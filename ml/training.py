@@ -40,6 +40,7 @@ from ml.models.hybrid_cnn_lstm import ModelOutput
 from schemas.model import N_CLASSES
 
 SCHEDULERS = ("plateau", "cosine", "none")
+MONITORS = ("total", "direction")
 CLASS_WEIGHTS = ("none", "balanced")
 RETURN_LOSSES = ("huber", "mse")
 LAST_CHECKPOINT = "last.pt"
@@ -56,6 +57,9 @@ class TrainerConfig:
     weight_decay: float = 1e-4
     patience: int = 5  # epochs without a val-loss improvement > min_delta before stopping
     min_delta: float = 1e-4
+    # The validation loss that early stopping, the best-weight restore and the plateau scheduler watch:
+    # the multi-task total, or the direction cross-entropy alone (what the gate's metrics judge).
+    monitor: str = "total"
     scheduler: str = "plateau"  # ReduceLROnPlateau on the val loss, per-epoch cosine, or none
     scheduler_patience: int = 2
     scheduler_factor: float = 0.5
@@ -90,6 +94,8 @@ class TrainerConfig:
             raise ValueError(f"TrainerConfig.grad_clip_norm must be > 0 or None, got {self.grad_clip_norm}")
         if not 0 < self.scheduler_factor < 1:
             raise ValueError(f"TrainerConfig.scheduler_factor must be in (0, 1), got {self.scheduler_factor}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"TrainerConfig.monitor must be one of {MONITORS}, got {self.monitor!r}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"TrainerConfig.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if self.class_weights not in CLASS_WEIGHTS:
@@ -516,12 +522,13 @@ class Trainer:
                 loader = window_loader(train, cfg.batch_size, shuffle=True, generator=shuffle)
                 train_loss, max_norm, max_clipped = self._train_epoch(loader, loss_fn, epoch)
                 val_loss, val_direction, val_acc = self._evaluate(val_loader, loss_fn)
+                watched = val_direction if cfg.monitor == "direction" else val_loss
                 lr = float(self.optimizer.param_groups[0]["lr"])
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(val_loss)
+                    self.scheduler.step(watched)
                 elif self.scheduler is not None:
                     self.scheduler.step()
-                if stopper.step(val_loss, epoch):
+                if stopper.step(watched, epoch):
                     best_state = copy.deepcopy(self.model.state_dict())
                     if cfg.checkpoint_dir is not None:
                         self._save(

@@ -3,18 +3,23 @@
 
 Each step is a plain function over Arrow tables and the objects of `ml`, so it is testable without
 Dagster: :func:`labelled_features` (raw rows + candles → the 110 features and the labels of one
-symbol), :func:`train_candidate` (labelled tables → a trained CNN-LSTM with its preprocessor, evaluated
-on the test fold beside every baseline and backtested with fees), :func:`register_candidate` (→ a
-model version) and :func:`promote_if_better`. Over the database (`infra.db` repositories):
+symbol), :func:`train_candidate` (labelled tables → a trained, calibrated CNN-LSTM with its
+preprocessor, evaluated on the test fold beside every calibrated baseline and backtested with fees;
+``ml.candidate.fit_fold`` does the work, the same function every fold of the evaluation protocol runs),
+:func:`register_candidate` (the CNN-LSTM or any baseline of the run → a model version with the run's
+gate evidence) and :func:`promote_if_better` (the gate of ``ml.gate``: beat production and every other
+model of the run by more than the interval). Over the database (`infra.db` repositories):
 :func:`recorded_span`, :func:`load_labelled_features` (one symbol's recorded rows and the candle
-history they need → labelled features) and :func:`train_from_database`, all of the above in one call.
+history they need → labelled features) and :func:`train_from_database`, all of the above in one call:
+it registers the CNN-LSTM and, when the CNN-LSTM is not promoted and a baseline was the run's best,
+that baseline too, so the gate always has the run's best model to consider.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +29,38 @@ import torch
 
 from infra.db.connection import Database
 from infra.db.repositories.market_data import read_candles, read_snapshots, snapshot_span
-from ml.backtest import BacktestConfig, BacktestResult, backtest
-from ml.datasets import LabelledRows, Split, WindowedDataset, fit_preprocessor, train_val_test_split
+from ml.backtest import BacktestResult, backtest
+from ml.candidate import MODEL_NAME, CandidateConfig, FoldFit, fit_fold, fitted_baseline, quick_config
+from ml.datasets import LabelledRows, Split, WindowedDataset, train_val_test_split
 from ml.evaluation import PROMOTION_METRIC, EvaluationReport, higher_is_better
 from ml.features.pipeline import compute_features
+from ml.gate import GateConfig, GateEvidence, evidence_from_fold
 from ml.labels import LabelConfig, attach_labels
-from ml.models.baselines import default_baselines
-from ml.models.hybrid_cnn_lstm import ModelConfig, create_model
+from ml.models.served import class_mean_moves, export_baseline
 from ml.preprocessing import FeaturePreprocessor
 from ml.registry import ModelRegistry, PromotionDecision
-from ml.training import Trainer, TrainerConfig, TrainingHistory, predict_proba, seed_everything
+from ml.training import TrainingHistory
 from schemas.features import CANDLE_WINDOW, FeatureSpec, feature_spec
 from schemas.market import CANDLE_INTERVAL_MS
 from schemas.model import DataWindow, ModelManifest
 
 MODEL_TYPE = "hybrid_cnn_lstm"
-MODEL_NAME = "cnn_lstm"
+__all__ = [
+    "MODEL_NAME",
+    "MODEL_TYPE",
+    "Candidate",
+    "CandidateConfig",
+    "NoRecordedData",
+    "TrainingRun",
+    "labelled_features",
+    "load_labelled_features",
+    "promote_if_better",
+    "quick_config",
+    "recorded_span",
+    "register_candidate",
+    "train_candidate",
+    "train_from_database",
+]
 
 
 def labelled_features(
@@ -61,43 +82,10 @@ def labelled_features(
     return attach_labels(features, raw_rows, spec=spec, config=config)
 
 
-def _regularised_model() -> ModelConfig:
-    return ModelConfig(dropout=0.3)
-
-
-def _regularised_trainer() -> TrainerConfig:
-    return TrainerConfig(learning_rate=5e-4, weight_decay=1e-2)
-
-
-@dataclass(frozen=True)
-class CandidateConfig:
-    """Everything that decides a candidate; stored in the manifest's params.
-
-    The defaults regularise harder than the model's and trainer's own (dropout 0.3, weight decay 1e-2,
-    learning rate 5e-4): on hours of one-second rows, the 60 candle and indicator features change once a
-    minute and let an unregularised network memorise the minute; on the paper exchange's market these
-    settings beat the majority baseline out of sample where the plain defaults did not.
-    """
-
-    model: ModelConfig = field(default_factory=_regularised_model)
-    trainer: TrainerConfig = field(default_factory=_regularised_trainer)
-    backtest: BacktestConfig = field(default_factory=BacktestConfig)
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    stride: int = 1  # every stride-th window of a run becomes a sample
-
-    def to_params(self) -> dict[str, Any]:
-        return {
-            "model_config": self.model.to_dict(),
-            "trainer": self.trainer.to_dict(),
-            "backtest": asdict(self.backtest),
-            "fractions": list(self.fractions),
-            "stride": self.stride,
-        }
-
-
 @dataclass
 class Candidate:
-    """A trained model with what it needs to serve (preprocessor) and what it was judged on."""
+    """A trained model with what it needs to serve (preprocessor) and what it was judged on: the test
+    fold's metrics of every model (calibrated), the CNN-LSTM's backtest, and the gate's evidence."""
 
     model: torch.nn.Module
     preprocessor: FeaturePreprocessor
@@ -109,6 +97,24 @@ class Candidate:
     split: dict[str, Any]
     data_window: DataWindow
     train_seconds: float
+    fold: FoldFit | None = None
+    evidence: GateEvidence | None = None
+
+    def best_model(self, metric: str = PROMOTION_METRIC) -> str:
+        """The run's best model on ``metric`` by its point value (the CNN-LSTM wins a tie)."""
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        names = [MODEL_NAME, *(n for n in self.evaluation.rows if n != MODEL_NAME)]
+        return max(names, key=lambda n: sign * self.evaluation.metrics(n)[metric])
+
+    def metrics_of(self, name: str) -> dict[str, float]:
+        """The manifest metrics of one model of the run (``metrics`` for the CNN-LSTM)."""
+        if name == MODEL_NAME:
+            return self.metrics
+        out = dict(self.evaluation.metrics(name))
+        for other in self.evaluation.rows:
+            if other != name:
+                out.update({f"{other}.{k}": v for k, v in self.evaluation.metrics(other).items()})
+        return out
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -133,7 +139,9 @@ def train_candidate(
     """Train and evaluate a CNN-LSTM candidate on labelled_features tables (any symbols and days).
 
     Chronological train | validation | test split with a purge gap; the preprocessor is fitted on the rows
-    the training windows read and nothing else; the baselines see the same preprocessed vectors.
+    the training windows read and nothing else; the baselines see the same preprocessed vectors; every
+    model is calibrated on the validation block (``ml.candidate.fit_fold``). The evaluation holds the
+    calibrated test-fold metrics; the evidence the gate needs is kept with the candidate.
     """
     config = config or CandidateConfig()
     spec = spec or feature_spec()
@@ -145,36 +153,34 @@ def train_candidate(
             f"only {len(raw_ds)} windows of 60 consecutive labelled rows: record more data before training"
         )
     split = train_val_test_split(raw_ds, config.fractions, interval_ms=rows.interval_ms)
-    ds, preprocessor = fit_preprocessor(rows, raw_ds, split.train)
-    if len(split.validation) == 0:
-        # Early stopping on the test fold would leak it into the choice of weights: refuse instead.
-        raise ValueError(
-            f"the validation fold is empty after the {split.purge_ms} ms purge "
-            f"({len(split.train)} train, {len(split.test)} test samples): record more data"
-        )
-    train, val, test = (ds.subset(idx) for idx in (split.train, split.validation, split.test))
-    seed_everything(config.trainer.seed)
-    model = create_model(config.model)
-    history = Trainer(model, config.trainer).fit(train, val)
-
-    report = EvaluationReport(ds.horizons_s)
-    proba = predict_proba(model, test)
-    report.add(MODEL_NAME, proba, test.direction)
-    for baseline in default_baselines(None, seed=config.trainer.seed):
-        baseline.fit(train)
-        report.add(baseline.name, baseline.predict_proba(test), test.direction)
-    result = backtest(proba, test, config.backtest)
+    fold = fit_fold(rows, raw_ds, split, config)
+    test = fold.test
+    report = EvaluationReport(test.horizons_s)
+    for name, fit in fold.fits.items():
+        report.add(name, fit.proba, test.direction)
+    result = backtest(fold.fits[MODEL_NAME].proba, test, config.backtest)
+    evidence = evidence_from_fold(
+        test.horizons_s,
+        test.ts_ms,
+        test.symbols,
+        test.direction,
+        {name: fit.proba for name, fit in fold.fits.items()},
+        fold.rows.features,
+        test.ends,
+    )
     return Candidate(
-        model=model,
-        preprocessor=preprocessor,
+        model=fold.model,
+        preprocessor=fold.preprocessor,
         config=config,
         spec=spec,
-        history=history,
+        history=fold.history,
         evaluation=report,
         backtest=result,
-        split=split.describe(ds),
-        data_window=_data_window(ds, split),
+        split=split.describe(raw_ds),
+        data_window=_data_window(raw_ds, split),
         train_seconds=time.perf_counter() - started,
+        fold=fold,
+        evidence=evidence,
     )
 
 
@@ -190,42 +196,86 @@ def _data_window(ds: WindowedDataset, split: Split) -> DataWindow:
 
 
 def register_candidate(
-    registry: ModelRegistry, candidate: Candidate, *, parent_version: str | None = None
+    registry: ModelRegistry,
+    candidate: Candidate,
+    *,
+    parent_version: str | None = None,
+    model: str = MODEL_NAME,
 ) -> ModelManifest:
-    """Save the candidate as a new model version (status candidate)."""
+    """Save one model of the run as a new model version (status candidate), with the run's gate evidence.
+
+    ``model`` is the CNN-LSTM (default) or the name of a baseline of the run (``majority``, ``logistic``,
+    ``gradient_boosting``), exported as a served module (``ml.models.served``) behind the same
+    preprocessor, so the registry and the predictor treat it like any model.
+    """
     params = candidate.config.to_params()
-    params["history"] = candidate.history.to_dict()
+    params["run_model"] = model
     params["split"] = candidate.split
     params["evaluation"] = candidate.evaluation.to_dict()
-    params["backtest_summary"] = candidate.backtest.summary()
     params["train_seconds"] = round(candidate.train_seconds, 3)
+    fold = candidate.fold
+    calibration = None if fold is None else fold.fits[model].calibration if model in fold.fits else None
+    if calibration is not None:
+        params["calibration"] = calibration.to_dict()
+    evidence = None if candidate.evidence is None else candidate.evidence.to_bytes()
+    if model == MODEL_NAME:
+        params["history"] = candidate.history.to_dict()
+        params["backtest_summary"] = candidate.backtest.summary()
+        module, model_type = candidate.model, MODEL_TYPE
+    else:
+        if fold is None:
+            raise ValueError(f"candidate has no fitted baselines to register {model!r} from")
+        baseline = fitted_baseline(fold, model)
+        module, spec = export_baseline(
+            baseline,
+            n_features=fold.train.n_features,
+            class_move_bps=class_mean_moves(fold.train.direction, fold.train.movement_bps),
+            temperatures=None if calibration is None else calibration.temperatures,
+            primary_horizon=candidate.config.trainer.primary_horizon,
+        )
+        params["baseline"] = spec
+        params["backtest_summary"] = backtest(
+            fold.fits[model].proba, fold.test, candidate.config.backtest
+        ).summary()
+        model_type = spec["kind"]
     return registry.save(
-        candidate.model,
-        model_type=MODEL_TYPE,
+        module,
+        model_type=model_type,
         params=params,
         preprocessor_dict=candidate.preprocessor.to_dict(),
-        metrics=candidate.metrics,
+        metrics=candidate.metrics_of(model),
         data_window=candidate.data_window,
         horizons_s=candidate.evaluation.horizons_s,
         feature_spec=candidate.spec,
         parent_version=parent_version,
+        evidence=evidence,
     )
 
 
 def promote_if_better(
-    registry: ModelRegistry, version: str, *, metric: str = PROMOTION_METRIC
+    registry: ModelRegistry,
+    version: str,
+    *,
+    metric: str = PROMOTION_METRIC,
+    gate: GateConfig | None = None,
+    actor: str = "system",
+    trace_id: str | None = None,
 ) -> PromotionDecision:
-    """Promote ``version`` when it beats the production model on ``metric`` (the agreed one by default)."""
-    return registry.promote(version, metric=metric, higher_is_better=higher_is_better(metric))
+    """Promote ``version`` when the gate (``ml.gate``) finds it better, beyond the interval of ``metric``,
+    than both the production model and every other model of its run; the decision is stored with the
+    version and audited (``ModelRegistry.promote_gated``).
 
+    A version registered without gate evidence (not from :func:`register_candidate`) is refused: a
+    promotion is never decided on a number without its interval.
+    """
+    from ml.gate import decide_for_version
 
-def quick_config(seed: int = 0, epochs: int = 12) -> CandidateConfig:
-    """A small, fast configuration (the demo and tests): a narrow network and few epochs on the CPU."""
-    base = CandidateConfig()
-    return replace(
-        base,
-        model=replace(base.model, cnn_channels=(16, 16), lstm_hidden=32, head_hidden=32, attention_dim=16),
-        trainer=replace(base.trainer, epochs=epochs, patience=3, seed=seed, progress=False, device="cpu"),
+    config = gate if gate is not None else GateConfig(metric=metric)
+    return registry.promote_gated(
+        version,
+        lambda candidate, production: decide_for_version(registry, candidate, production, config),
+        actor=actor,
+        trace_id=trace_id,
     )
 
 
@@ -238,13 +288,20 @@ class NoRecordedData(ValueError):
 
 @dataclass
 class TrainingRun:
-    """What :func:`train_from_database` did: the candidate, its registered version, the promotion
-    decision and the labelled rows used per symbol."""
+    """What :func:`train_from_database` did: the candidate, the CNN-LSTM's registered version and its
+    promotion decision, the labelled rows used per symbol, and every version the run registered and
+    gated (the CNN-LSTM first, then the run's best baseline when the CNN-LSTM was not promoted)."""
 
     candidate: Candidate
     manifest: ModelManifest
     decision: PromotionDecision
     rows: dict[str, int]
+    attempts: list[tuple[ModelManifest, PromotionDecision]] = field(default_factory=list)
+
+    @property
+    def promoted(self) -> ModelManifest | None:
+        """The version this run put into production, if any."""
+        return next((m for m, d in self.attempts if d.promoted), None)
 
 
 def recorded_span(db: Database, symbol: str) -> tuple[int, int] | None:
@@ -278,10 +335,12 @@ def train_from_database(
     config: CandidateConfig,
     start_ms: int | None = None,
     end_ms: int | None = None,
+    gate: GateConfig | None = None,
 ) -> TrainingRun:
     """Train a candidate on the recorded rows of ``symbols`` in [start_ms, end_ms] (default: from the
-    first to the last row recorded of any of them), register it under ``models_dir`` and promote it if
-    it beats production.
+    first to the last row recorded of any of them), register it under ``models_dir`` and pass it through
+    the gate; when the gate refuses it and a baseline was the run's best model, register and gate that
+    baseline too (module docstring).
 
     Raises :class:`NoRecordedData` naming the symbols with nothing recorded, and ``ValueError`` when
     the rows are too few to train on.
@@ -300,6 +359,12 @@ def train_from_database(
     candidate = train_candidate(tables, config, spec=spec)
     registry = ModelRegistry(db, root=models_dir)
     manifest = register_candidate(registry, candidate)
-    decision = promote_if_better(registry, manifest.version)
+    decision = promote_if_better(registry, manifest.version, gate=gate)
+    attempts = [(manifest, decision)]
+    metric = gate.metric if gate is not None else PROMOTION_METRIC
+    best = candidate.best_model(metric)
+    if not decision.promoted and best != MODEL_NAME:
+        baseline = register_candidate(registry, candidate, model=best)
+        attempts.append((baseline, promote_if_better(registry, baseline.version, gate=gate)))
     rows = {s: t.num_rows for s, t in zip(chosen, tables, strict=True)}
-    return TrainingRun(candidate, manifest, decision, rows)
+    return TrainingRun(candidate, manifest, decision, rows, attempts)

@@ -76,6 +76,13 @@ class SignalAction(StrEnum):
     HOLD = "Hold"
 
 
+class EntryStyle(StrEnum):
+    """How a strategy enters: crossing the spread (taker fee) or PostOnly at the touch (maker fee)."""
+
+    TAKER = "taker"
+    MAKER = "maker"
+
+
 class AuditAction(StrEnum):
     """What an audit row records. Every operation that touches capital has one."""
 
@@ -96,6 +103,7 @@ class AuditAction(StrEnum):
     BOT_STOP = "bot_stop"
     LOGIN = "login"
     EMERGENCY_STOP = "emergency_stop"
+    PIPELINE_RUN_FAILED = "pipeline_run_failed"  # a Dagster run failed (migration 0004)
 
 
 class ModelStatus(StrEnum):

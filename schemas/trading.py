@@ -53,6 +53,9 @@ class Order(msgspec.Struct, kw_only=True):
     error_message: str | None = None
     signal_data: JsonObject | None = None
     trace_id: str | None = None
+    intent_id: str | None = None  # the TradeIntent this order carries out (None: imported from the venue)
+    attempt: int | None = None  # which attempt at the intent (the orderLinkId is derived from both)
+    sent_ms: int | None = None  # when the order last went on the wire (the ambiguous-outcome rule)
     id: int | None = None
     version: int = 1
     created_ms: int = 0
@@ -104,6 +107,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     is_maker: bool = False
     client_order_id: str | None = None
     exchange_order_id: str | None = None
+    closed_pnl: Decimal | None = None  # the venue's gross PnL of the closed part (Bybit execPnl)
     order_id: int | None = None
     trace_id: str | None = None
     id: int | None = None

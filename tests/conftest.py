@@ -2,6 +2,9 @@
 
 Storage tests run against the embedded server (pgserver, PostgreSQL 16) and once more against
 TEST_DATABASE_URL when it is set (this machine's PostgreSQL 15), in databases the tests create and drop.
+Tests marked `slow` (whole daemons, crash trials, Dagster runs) exercise processes, not SQL dialects: they
+run against the embedded server only, unless SLOW_TESTS_ON_ALL_SERVERS=1 — the storage tests already cover
+both servers, and running every end-to-end test twice would double the suite's time.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ from infra.db.connection import Database, normalise_url
 from infra.db.embedded import EmbeddedPostgres
 
 SERVERS = ("embedded", "external")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("SLOW_TESTS_ON_ALL_SERVERS") == "1":
+        return
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_external = callspec is not None and callspec.params.get("pg_server") == "external"
+        (dropped if on_external and item.get_closest_marker("slow") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
 """The daemon process: supervised asyncio tasks wired from the one settings object.
 
-Today the service streams the market and records it (exchange client → market feed → recorder);
-strategies, risk and execution join it in later issues. Start-up is a sequence of steps (exchange clock,
-credentials if configured, public socket, each symbol's candles, subscriptions), each retried until the
+The service streams the market and records it (exchange client → market feed → recorder); with
+TRADING_ENABLED and credentials it also trades: the decisions hand intents to execution (`_execution`:
+the account lock, the private stream, reconciliation at start, after reconnects and periodically;
+docs/execution.md), or a scripted intent source does when SCRIPTED_INTENT_INTERVAL_S is set. Start-up is a
+sequence of steps (exchange clock, credentials if configured, public socket, each symbol's candles, the
+decisions and execution when trading, subscriptions), each retried until the
 venue lets it succeed (`lifecycle.startup`): a daemon under systemd waits for the exchange rather than dying
 with it, and only a configuration error stops it (`StartupError`). Once running, the clock offset is
 re-measured every CLOCK_SYNC_INTERVAL_S. SIGTERM/SIGINT stop it gracefully, during start-up too: the feed
@@ -17,13 +20,16 @@ import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import structlog
+from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from infra.db.connection import open_database
+from infra.db.connection import Database, open_database
 from infra.settings import Settings
 from schemas.features import feature_spec
+from schemas.market import Candle
 from trading_daemon.exchange.clock_sync import keep_clock_synced
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
@@ -31,11 +37,17 @@ from trading_daemon.exchange.websocket import BybitPublicWebSocket
 from trading_daemon.features.live import LiveFeatures
 from trading_daemon.lifecycle.startup import StartupRunner, StartupStopped
 from trading_daemon.lifecycle.systemd import SystemdNotifier
-from trading_daemon.market.feed import FeedStats, MarketFeed
+from trading_daemon.market.candles import CandleStore
+from trading_daemon.market.feed import BookSink, FeedStats, MarketFeed, MarketSink
 from trading_daemon.observability.metrics import DaemonMetrics
 from trading_daemon.recorder.recorder import Recorder, RecorderStats, open_recorder_pool
 from trading_daemon.resilience.circuit_breaker import BreakerConfig, CircuitBreakerManager
 from trading_daemon.resilience.rate_limiter import RateLimiter
+from trading_daemon.risk.health import ErrorBurst, WatchedBreakers, WatchedRateLimiter
+
+if TYPE_CHECKING:
+    from trading_daemon.decisions.runtime import DecisionsRuntime
+    from trading_daemon.execution.runtime import ExecutionRuntime
 
 log = structlog.get_logger(__name__)
 STATUS_PERIOD_S = 5.0
@@ -45,6 +57,8 @@ STATUS_PERIOD_S = 5.0
 class ServiceReport:
     feed: FeedStats
     recorder: RecorderStats
+    execution: dict[str, Any] | None = None  # ExecutionRuntime.summary() when the daemon traded
+    decisions: dict[str, Any] | None = None  # DecisionsRuntime.state() when the daemon decided
 
 
 async def run_service(
@@ -81,12 +95,14 @@ async def run_service(
         listener=metrics.breaker_state_changed,
     )
     key, secret = _secret(venue.api_key), _secret(venue.api_secret)
+    # Rate-limit refusals and venue service errors, counted for the risk manager's error-burst halt.
+    errors = ErrorBurst(settings.risk.error_burst_count, settings.risk.error_burst_window_s)
     http = BybitHttpClient(
         rest_url,
         api_key=key,
         api_secret=secret,
-        rate_limiter=limiter,
-        breakers=breakers,
+        rate_limiter=WatchedRateLimiter(limiter, errors.record),
+        breakers=WatchedBreakers(breakers, errors.record),
     )
     http.on_time_sync = metrics.exchange_clock_offset_ms.set
     rest = BybitRestClient(http)
@@ -96,9 +112,30 @@ async def run_service(
     features = LiveFeatures(
         settings.feed.symbols, spec=feature_spec(settings.feed.snapshot_interval_ms), metrics=metrics
     )
-    feed = MarketFeed(
-        settings.feed, stream, rest, [recorder, features], exchange_now_ms=http.now_ms, metrics=metrics
+    candle_stores: dict[str, CandleStore] = {}  # the feed's, once it exists
+    decisions = (
+        _decisions(settings, db, pool, features, candle_stores, http.now_ms, errors, breakers, metrics)
+        if settings.trading_enabled and not settings.scripted_intent_interval_s  # a script replaces them
+        else None
     )
+    sinks: list[MarketSink] = [recorder, features]
+    execution = await _execution(settings, db, rest, decisions)
+    if execution is not None and execution.market is not None:
+        sinks.append(execution.market)  # the touch and the market context of audit rows
+    book_sinks: list[BookSink] = []
+    if decisions is not None:
+        sinks = [decisions.arrivals, *sinks, *decisions.sinks, decisions.engine_sink]
+        book_sinks += decisions.book_sinks
+    feed = MarketFeed(
+        settings.feed,
+        stream,
+        rest,
+        sinks,
+        exchange_now_ms=http.now_ms,
+        metrics=metrics,
+        book_sinks=book_sinks,
+    )
+    candle_stores.update(feed.candles)
     # Books go stale the moment the socket drops, before the resubscription brings their snapshots.
     stream.on_disconnect = feed.on_disconnect
     stream.on_reconnect = _count_reconnect(metrics)
@@ -109,6 +146,8 @@ async def run_service(
     # From the start: systemd's watchdog may already run while start-up waits for the venue.
     watchdog = loop.create_task(notifier.watchdog_loop(stop), name="systemd-watchdog")
     clock_sync: asyncio.Task[None] | None = None
+    decisions_task: asyncio.Task[None] | None = None
+    execution_task: asyncio.Task[None] | None = None
     try:
         try:
             await startup.run("exchange clock", rest.sync_time)
@@ -117,11 +156,20 @@ async def run_service(
             await startup.run("public stream", stream.start)
             for symbol in settings.feed.symbols:
                 await startup.run(f"candles {symbol}", functools.partial(feed.backfill_candles, symbol))
+            if decisions is not None:
+                await startup.run("decisions", decisions.open)  # statistics restored, production model loaded
+            if execution is not None:
+                # Account lock, state machines restored, private stream, reconciled before any decision runs.
+                await startup.run("execution", execution.open)
             await startup.run("subscriptions", feed.subscribe)
         except StartupStopped as exc:
             log.info("daemon stopped during start-up", step=exc.step)
         else:
             feed.start_timer()
+            if execution is not None:
+                execution_task = loop.create_task(execution.run(stop), name="execution")
+            if decisions is not None and decisions.engine is not None:
+                decisions_task = loop.create_task(decisions.run(stop), name="decisions")
             clock_sync = loop.create_task(
                 keep_clock_synced(http, venue.clock_sync_interval_s), name="exchange-clock-sync"
             )
@@ -131,6 +179,15 @@ async def run_service(
     finally:
         log.info("daemon stopping")
         notifier.stopping()
+        if decisions_task is not None:
+            stop.set()
+            await decisions_task  # the engine drains, the writers flush, before the feed and pool go
+        if execution is not None:
+            stop.set()
+            if execution_task is not None:
+                await execution_task
+            await execution.close()  # stream closed, lock released, BOT_STOP audited
+            await execution.pool.close()
         for task in (clock_sync, watchdog):
             if task is not None:
                 task.cancel()
@@ -147,7 +204,12 @@ async def run_service(
                 loop.remove_signal_handler(sig)
         if own_notifier:
             notifier.close()
-    report = ServiceReport(feed.stats, recorder.stats())
+    report = ServiceReport(
+        feed.stats,
+        recorder.stats(),
+        execution.summary() if execution is not None else None,
+        decisions.state() if decisions is not None and decisions.engine is not None else None,
+    )
     log.info("daemon stopped", rows=report.feed.rows, trades=report.feed.trades, candles=report.feed.candles)
     return report
 
@@ -171,6 +233,61 @@ async def _report_until_stopped(
         notifier.status(f"recording {symbols}: {feed.stats.rows} rows, recorder {rec.state}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), STATUS_PERIOD_S)
+
+
+def _decisions(
+    settings: Settings,
+    db: Database,
+    pool: AsyncConnectionPool,
+    features: LiveFeatures,
+    candle_stores: dict[str, CandleStore],
+    exchange_now_ms: Callable[[], int],
+    errors: ErrorBurst,
+    breakers: CircuitBreakerManager,
+    metrics: DaemonMetrics,
+) -> DecisionsRuntime:
+    """The decisions (issue 12): analyzer, detectors, health, risk, the ML gate, strategies; the engine is
+    built when execution attaches its submitter and account (`DecisionsRuntime.attach`)."""
+    # Imported here: PyTorch loads only when the daemon trades.
+    from trading_daemon.decisions.runtime import DecisionsRuntime
+
+    def candles(symbol: str) -> list[Candle]:
+        store = candle_stores.get(symbol)
+        return [] if store is None else store.window()
+
+    return DecisionsRuntime(
+        decisions=settings.decisions, gate=settings.ml_gate, risk=settings.risk, analyzer=settings.analyzer,
+        strategies=settings.strategies, detection=settings.detection, symbols=settings.feed.symbols,
+        spec=feature_spec(settings.feed.snapshot_interval_ms), db=db, pool=pool, models_dir=settings.models_dir,
+        features=features, candles=candles, exchange_now_ms=exchange_now_ms, errors=errors, breakers=breakers,
+        metrics=metrics,
+    )  # fmt: skip
+
+
+async def _execution(
+    settings: Settings, db: Database, rest: BybitRestClient, decisions: DecisionsRuntime | None
+) -> ExecutionRuntime | None:
+    """Execution (issue 11) when TRADING_ENABLED and credentials are set: its own pool, the decisions' risk
+    check after the instrument rules, and the decisions' engine attached to its submitter and account."""
+    venue = settings.exchange
+    key, secret = _secret(venue.api_key), _secret(venue.api_secret)
+    if not settings.trading_enabled:
+        return None
+    if not (key and secret):
+        log.error("TRADING_ENABLED but no BYBIT_API_KEY/BYBIT_API_SECRET: the daemon records only")
+        return None
+    from trading_daemon.execution.market_view import MarketView
+    from trading_daemon.execution.runtime import Credentials, ExecutionRuntime
+
+    pool = await db.open_pool(min_size=1, max_size=4)
+    runtime = ExecutionRuntime(
+        settings.execution, db=db, pool=pool, rest=rest, ws_private_url=venue.urls.ws_private,
+        credentials=Credentials(key, secret), symbols=settings.feed.symbols, market=MarketView(),
+        checks=[decisions.risk] if decisions is not None else [],
+    )  # fmt: skip
+    if decisions is not None:
+        decisions.attach(runtime.manager, runtime.account)
+    return runtime
 
 
 def _count_reconnect(metrics: DaemonMetrics) -> Callable[[], None]:

@@ -1,5 +1,7 @@
-"""`depthcharge train`: recorded rows in the database → features and labels → a trained, evaluated and
-registered model, promoted when it beats production on the agreed metric.
+"""`depthcharge train`: recorded rows in the database → features and labels → a trained, calibrated and
+evaluated CNN-LSTM beside every baseline, registered and passed through the model gate (ml.gate: it must
+beat production and every other model of the run beyond the interval of the gate metric); when the gate
+refuses it and a baseline was the run's best, that baseline is registered and gated too.
 
 A thin adapter over `ml.workflow.train_from_database` (which the Dagster assets share, partitioned by
 day and symbol): it resolves the options and settings, and prints the outcome.
@@ -32,7 +34,7 @@ def print_training(run: TrainingRun) -> None:
         f"/{candidate.data_window.n_test:,}; trained in {candidate.train_seconds:.1f} s "
         f"({candidate.history.epochs_run} epochs, best {candidate.history.best_epoch})"
     )
-    click.echo("test fold:")
+    click.echo("test fold (probabilities calibrated on the validation fold):")
     click.echo(candidate.evaluation.render())
     bt = candidate.backtest
     click.echo(
@@ -40,8 +42,15 @@ def print_training(run: TrainingRun) -> None:
         f"{bt.n_trades} trades, PnL {bt.total_pnl_bps:+.1f} bps (gross {bt.gross_pnl_bps:+.1f}), "
         f"hit rate {bt.hit_rate:.2f}, max drawdown {bt.max_drawdown_bps:.1f} bps"
     )
-    state = "promoted to production" if run.decision.promoted else "kept as a candidate"
-    click.echo(f"model {run.manifest.version} registered, {state}: {run.decision.reason}")
+    for manifest, decision in run.attempts or [(run.manifest, run.decision)]:
+        state = "PROMOTED to production" if decision.promoted else "kept as a candidate"
+        click.echo(f"gate: {manifest.model_type} {manifest.version} {state}: {decision.reason}")
+    served = run.promoted
+    click.echo(
+        f"the gate promotes: {served.model_type} {served.version}"
+        if served is not None
+        else "the gate promotes: nothing from this run (production unchanged)"
+    )
 
 
 @click.command()
@@ -53,8 +62,9 @@ def print_training(run: TrainingRun) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def train(symbols: str | None, start: str | None, end: str | None, epochs: int, seed: int) -> None:
-    """Train, evaluate and register a model on recorded rows; promote it if it beats production."""
-    from ml.workflow import quick_config, train_from_database
+    """Train, evaluate and register models on recorded rows; the gate promotes the best if it earns it."""
+    from ml.candidate import tuned_config
+    from ml.workflow import train_from_database
 
     settings = load_settings()
     chosen = (
@@ -71,7 +81,7 @@ def train(symbols: str | None, start: str | None, end: str | None, epochs: int, 
                 end_ms=end_ms,
                 models_dir=settings.models_dir,
                 spec=feature_spec(settings.snapshot_interval_ms),
-                config=quick_config(seed=seed, epochs=epochs),
+                config=tuned_config(seed=seed, epochs=epochs),
             )
         except ValueError as exc:  # NoRecordedData included
             raise click.ClickException(str(exc)) from None

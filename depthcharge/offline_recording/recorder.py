@@ -41,7 +41,7 @@ from infra.settings import FeedConfig, code_defaults
 from schemas.features import BOOK_TOPIC_DEPTH
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import BOOK_DEPTH, RawSnapshotRow
-from trading_daemon.market.feed import TIMER_PERIOD_S, MarketFeed
+from trading_daemon.market.feed import TIMER_PERIOD_S, BookSink, MarketFeed, MarketSink
 
 DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC: runs do not depend on the wall clock
 DRIVER_STEP_MS = SimConfig().driver_interval_ms
@@ -151,6 +151,8 @@ async def record_synthetic_async(
     manipulation: bool = True,
     market_config: MarketConfig | None = None,
     feed: FeedConfig | None = None,
+    sinks: Sequence[MarketSink] = (),
+    book_sinks: Sequence[BookSink] = (),
 ) -> SimRecording:
     """As `record_synthetic`, for callers already inside an event loop."""
     feed_base = feed if feed is not None else code_defaults().feed
@@ -178,8 +180,9 @@ async def record_synthetic_async(
         dataclasses.replace(feed_base, symbols=chosen),
         stream,
         InProcessCandleSource(venue),
-        [sink],
+        [sink, *sinks],
         exchange_now_ms=clock.now,
+        book_sinks=book_sinks,
     )
     end_ms = start_ms + seconds * 1000
     regimes: dict[str, list[str]] = {s: [] for s in chosen}
@@ -252,6 +255,8 @@ def record_synthetic(
     manipulation: bool = True,
     market_config: MarketConfig | None = None,
     feed: FeedConfig | None = None,
+    sinks: Sequence[MarketSink] = (),
+    book_sinks: Sequence[BookSink] = (),
 ) -> SimRecording:
     """Record `seconds` of the paper exchange's synthetic market for `symbols`, on virtual time.
 
@@ -263,7 +268,9 @@ def record_synthetic(
     990 ms); `shift_at_ms` schedules the market's regime shift (docs/exchange_sim_market.md §7, exchange ms);
     `manipulation` turns spoofing/layering episodes on; `market_config` replaces the generator's
     defaults (e.g. `MarketConfig(fixed_regime="calm")` for drift tests; its shift time and manipulation
-    switch are overridden by the two arguments). Deterministic for its arguments.
+    switch are overridden by the two arguments). `sinks` and `book_sinks` get what the daemon's feed
+    hands its own (rows, trades, candles; every applied book message) as the recording runs, e.g. the
+    manipulation detectors measured against the ground truth. Deterministic for its arguments.
     Synchronous: inside an event loop, await `record_synthetic_async` instead.
     """
     try:
@@ -279,6 +286,8 @@ def record_synthetic(
                 manipulation=manipulation,
                 market_config=market_config,
                 feed=feed,
+                sinks=sinks,
+                book_sinks=book_sinks,
             )
         )
     raise RuntimeError("record_synthetic called inside an event loop: await record_synthetic_async instead")

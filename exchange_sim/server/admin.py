@@ -5,7 +5,7 @@
 | GET | ``/sim`` | | status: exchange time, requested and achieved clock speed, lag, slip, market, symbols |
 | GET | ``/sim/metrics`` | | Prometheus text: the same clock figures as gauges (``exchange_sim_speed_achieved`` …) |
 | GET | ``/sim/faults`` | | current fault configuration |
-| POST | ``/sim/faults`` | JSON object of fields to change | update; 400 naming a bad field |
+| POST | ``/sim/faults`` | JSON object of fields to change | update (``request_faults``: scripted per path and count); 400 naming a bad field |
 | POST | ``/sim/faults/reset`` | | back to the start configuration |
 | GET | ``/sim/book`` | ``symbol``, ``depth`` (default 50) | true top levels, ``seq``, ``checksum`` |
 | GET | ``/sim/ground-truth`` | | the market source's ``ground_truth()``, else ``[]`` |
@@ -13,7 +13,7 @@
 | POST | ``/sim/book/reset`` | ``{"symbol": s}`` | restart the symbol's depth topics at ``u`` = 1 |
 | POST | ``/sim/ws/disconnect`` | ``{"scope": "public"/"private"/"all"}`` | close WebSocket connections |
 | POST | ``/sim/ratelimit/reset`` | | clear rate-limit windows and IP bans |
-| POST | ``/sim/mark`` | ``{"symbol": s, "price": "…"}`` | set the mark price |
+| POST | ``/sim/mark`` | ``{"symbol": s, "price": "…"}`` | set the mark price (mark-price triggers fire) |
 
 Replies are plain JSON (no Bybit envelope); errors are HTTP 400 with ``{"error": text}``.
 """
@@ -183,7 +183,7 @@ async def set_mark(request: web.Request) -> web.Response:
         symbol = body.get("symbol")
         if symbol not in venue.instruments:
             raise ValueError(f"symbol {symbol!r} is not listed")
-        venue.engine.set_mark_price(symbol, price)
+        venue.set_mark_price(symbol, price)
     except (ValueError, InvalidOperation) as exc:
         return _error(f"mark needs a listed symbol and a positive decimal price: {exc}")
     return web.json_response({"symbol": symbol, "markPrice": str(price)})

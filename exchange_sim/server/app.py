@@ -7,6 +7,11 @@ for ``/v5`` REST: IP limit (HTTP 403) → injected latency and errors → for pr
 every private reply) → the endpoint → the reply, then the private stream messages it caused (§6.8: REST
 reply first), unless a fault withholds or delays the reply. Around all of it, ``http.error_replies`` turns
 any exception into an envelope (bad input 10001, a bug 10016, logged): never an HTTP 500.
+
+Scripted request faults (``FaultConfig.request_faults``) act first: a lost request is never processed, a
+late one runs the whole flow above after its delay (in a task that outlives a client who gave up: the
+server's ``handler_cancellation`` would otherwise drop it with the connection), and a lost reply is
+processed and then withheld in :func:`_send`.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from exchange_sim.config import SimConfig
+from exchange_sim.config import RequestFault, SimConfig
 from exchange_sim.errors import ExchangeError
 from exchange_sim.server import admin, rest_public
 from exchange_sim.server.faults import FaultInjector
@@ -51,6 +56,7 @@ SERVICE_ERROR = 10016
 RATE_LIMITED = 10006
 FAULT_LIMIT_RESET_MS = 1000  # an injected 10006 says the window frees up one second later
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LOST_REPLY: web.RequestKey[RequestFault] = web.RequestKey("exchange_sim_lost_reply", RequestFault)
 
 
 @dataclass
@@ -64,6 +70,7 @@ class ServerState:
     private: PrivateHub
     auth_now: Callable[[], int]  # the time request timestamps are checked against (SimConfig.auth_clock)
     metrics: SimMetrics
+    late_requests: set[asyncio.Task[web.StreamResponse]] = field(default_factory=set)
 
 
 def auth_clock(venue: Venue) -> Callable[[], int]:
@@ -75,11 +82,53 @@ def auth_clock(venue: Venue) -> Callable[[], int]:
 
 @web.middleware
 async def rest_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """IP rate limit, injected latency and injected errors for ``/v5`` REST requests."""
+    """Scripted request faults, IP rate limit, injected latency and errors for ``/v5`` REST requests."""
     path = request.path
     if not path.startswith("/v5/") or path in WS_PATHS:
         return await handler(request)
     state = state_of(request)
+    fault = state.faults.request_fault(path)
+    if fault is not None:
+        if fault.mode == "lost_request":
+            # Never processed: the client waits, then loses the connection (outcome unknown to it).
+            return await _drop_connection(request, fault.hold_ms)
+        if fault.mode == "late_request":
+            return await _arrive_late(request, handler, fault.delay_ms)
+        request[LOST_REPLY] = fault
+    return await _guarded(request, handler)
+
+
+async def _drop_connection(request: web.Request, after_ms: int) -> web.StreamResponse:
+    """Withhold the reply ``after_ms``, then close the connection: the client never hears back."""
+    await asyncio.sleep(after_ms / 1000)
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)  # never delivered: the transport is gone
+
+
+async def _arrive_late(request: web.Request, handler: Handler, delay_ms: int) -> web.StreamResponse:
+    """Process ``request`` as if it arrived ``delay_ms`` late, even if its client has given up meanwhile."""
+    await request.read()  # keep the body: the connection may be gone when the request "arrives"
+    state = state_of(request)
+
+    async def later() -> web.StreamResponse:
+        await asyncio.sleep(delay_ms / 1000)
+        try:
+            return await _guarded(request, handler)
+        except (ConnectionError, RuntimeError) as exc:
+            # Executed; only the answer had nowhere to go (the client timed out and closed).
+            log.info("late request answered to a closed connection", path=request.path, error=str(exc))
+            return web.Response(status=204)
+
+    task = asyncio.create_task(later(), name=f"late-request {request.path}")
+    state.late_requests.add(task)
+    task.add_done_callback(state.late_requests.discard)
+    return await asyncio.shield(task)
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = state_of(request)
+    path = request.path
     now = state.venue.clock.now()
     if not state.limiter.check_ip(request.remote or "", now):
         # The IP limit answers 403 with no envelope and no rate-limit headers (§1.5).
@@ -119,6 +168,10 @@ async def _send(
     state = state_of(request)
     faults = state.faults
     publish = state.venue.private.publish
+    lost = request.get(LOST_REPLY)
+    if lost is not None:
+        publish(messages)  # executed: its stream messages go out, only the reply is lost
+        return await _drop_connection(request, lost.hold_ms)
     if faults.applies(request.path) and faults.timeout():
         # The request was processed; the client never hears back (outcome unknown, §8.5).
         publish(messages)
@@ -215,6 +268,8 @@ def build_app(venue: Venue, faults: FaultInjector | None = None) -> web.Applicat
         # Shutdown waits for open connections; WebSockets would otherwise hold it for the full timeout.
         public.disconnect_all()
         private.disconnect_all()
+        for task in list(state.late_requests):
+            task.cancel()
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_websockets)

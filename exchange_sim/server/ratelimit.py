@@ -32,6 +32,7 @@ DEFAULT_ENDPOINT_LIMITS: dict[str, int] = {
     "/v5/execution/list": 50,
     "/v5/position/list": 50,
     "/v5/position/set-leverage": 10,
+    "/v5/position/trading-stop": 10,
     "/v5/account/wallet-balance": 50,
     "/v5/account/fee-rate": 5,
     "/v5/account/info": 50,

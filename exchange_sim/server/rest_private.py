@@ -13,35 +13,45 @@ from typing import Any
 
 from exchange_sim import wire
 from exchange_sim.errors import ExchangeError, RetCode
-from exchange_sim.events import OPEN_STATUSES, Execution, Order
+from exchange_sim.events import OPEN_STATUSES, STOP_ORDER, TRIGGER_BY, Execution, Order
 from exchange_sim.instruments import get_instrument
 from exchange_sim.matching import OrderRequest
 from exchange_sim.server.http import Params, paginate, params_error
+from exchange_sim.tpsl import ORDER_FILTERS, TPSL_ORDER_TYPES, TpslSpec, TradingStopRequest, matches_filter
 from exchange_sim.venue import PrivateMessage, Venue
 
 Outcome = tuple[dict[str, Any], list[PrivateMessage]]
 Endpoint = Callable[[Venue, str, Params], Outcome]
 
 WEEK_MS = 7 * 86_400_000
-_UNSUPPORTED_ORDER_FIELDS = (
-    "triggerPrice",
-    "takeProfit",
-    "stopLoss",
-    "tpslMode",
-    "tpLimitPrice",
-    "slLimitPrice",
-    "bboSideType",
-)
-_SMP_TYPES = ("None", "CancelMaker", "CancelTaker", "CancelBoth")
+# Bybit features the paper exchange does not model (docs/exchange_protocol.md §9.1): refused by name.
+_UNSUPPORTED_ORDER_FIELDS = ("bboSideType", "bboLevel", "trailingStop", "activePrice")
 
 
 def _refuse_unsupported(params: Params) -> None:
     for name in _UNSUPPORTED_ORDER_FIELDS:
         value = params.data.get(name)
         if value not in (None, "", "0", 0):
-            raise params_error(
-                f"{name} is not supported by the paper exchange (no conditional or TP/SL orders)"
-            )
+            raise params_error(f"{name} is not supported by the paper exchange")
+
+
+def _tpsl(params: Params) -> TpslSpec:
+    """The TP/SL fields of a create, amend or trading-stop request (docs/exchange_protocol.md §4.15)."""
+    return TpslSpec(
+        take_profit=params.decimal("takeProfit"),
+        stop_loss=params.decimal("stopLoss"),
+        tp_trigger_by=params.text("tpTriggerBy", choices=TRIGGER_BY),
+        sl_trigger_by=params.text("slTriggerBy", choices=TRIGGER_BY),
+        tpsl_mode=params.text("tpslMode", choices=("Full", "Partial")),
+        tp_order_type=params.text("tpOrderType", choices=TPSL_ORDER_TYPES),
+        sl_order_type=params.text("slOrderType", choices=TPSL_ORDER_TYPES),
+        tp_limit_price=params.decimal("tpLimitPrice"),
+        sl_limit_price=params.decimal("slLimitPrice"),
+    )
+
+
+def _order_filter(params: Params) -> str | None:
+    return params.text("orderFilter", choices=ORDER_FILTERS)
 
 
 def _ids(params: Params) -> tuple[str | None, str | None]:
@@ -89,6 +99,7 @@ def create_order(venue: Venue, api_key: str, params: Params) -> Outcome:
             raise ExchangeError(RetCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
         limit = spec.max_mkt_order_qty if order_type == "Market" else spec.max_order_qty
         qty = min(side_reducible, limit)
+    trigger_price = params.decimal("triggerPrice")
     req = OrderRequest(
         symbol=spec.symbol,
         side=side,
@@ -101,6 +112,11 @@ def create_order(venue: Venue, api_key: str, params: Params) -> Outcome:
         position_idx=params.integer("positionIdx", 0),
         slippage_tolerance_type=params.text("slippageToleranceType"),
         slippage_tolerance=params.decimal("slippageTolerance"),
+        close_on_trigger=close_on_trigger,
+        trigger_price=trigger_price if trigger_price else None,
+        trigger_direction=params.integer("triggerDirection", 0),
+        trigger_by=params.text("triggerBy", choices=TRIGGER_BY),
+        tpsl=_tpsl(params),
     )
     result, messages = venue.create_order(api_key, req)
     assert result.order is not None
@@ -120,6 +136,9 @@ def amend_order(venue: Venue, api_key: str, params: Params) -> Outcome:
         order_link_id=link_id,
         qty=params.decimal("qty"),
         price=params.decimal("price"),
+        trigger_price=params.decimal("triggerPrice"),
+        trigger_by=params.text("triggerBy", choices=TRIGGER_BY),
+        tpsl=_tpsl(params),
     )
     order = result.order if result.order is not None else result.order_updates[-1]
     return {"orderId": order.order_id, "orderLinkId": order.order_link_id}, messages
@@ -136,13 +155,18 @@ def cancel_order(venue: Venue, api_key: str, params: Params) -> Outcome:
 
 
 def cancel_all(venue: Venue, api_key: str, params: Params) -> Outcome:
-    """``POST /v5/order/cancel-all`` (``symbol`` > ``baseCoin`` > ``settleCoin``)."""
+    """``POST /v5/order/cancel-all`` (``symbol`` > ``baseCoin`` > ``settleCoin``), optionally one
+    ``orderFilter`` (and ``stopOrderType`` Stop with StopOrder)."""
     params.linear()
     symbols = _symbols_for(venue, params, required=True)
+    order_filter = _order_filter(params)
+    stop_order_type = params.text("stopOrderType", choices=(STOP_ORDER,))
+    if stop_order_type is not None and order_filter != "StopOrder":
+        raise params_error("stopOrderType Stop is only valid with orderFilter StopOrder")
     cancelled: list[dict[str, str]] = []
     messages: list[PrivateMessage] = []
     for symbol in symbols:
-        result, msgs = venue.cancel_all(api_key, symbol)
+        result, msgs = venue.cancel_all(api_key, symbol, order_filter, stop_order_type)
         cancelled += [{"orderId": o.order_id, "orderLinkId": o.order_link_id} for o in result.order_updates]
         messages += msgs
     return {"list": cancelled, "success": "1"}, messages
@@ -157,9 +181,7 @@ def order_realtime(venue: Venue, api_key: str, params: Params) -> Outcome:
     params.linear()
     order_id, link_id = _ids(params)
     open_only = params.integer("openOnly", 0, 0, 2)
-    params.text(
-        "orderFilter", choices=("Order", "StopOrder", "tpslOrder", "OcoOrder", "BidirectionalTpslOrder")
-    )
+    order_filter = _order_filter(params)
     limit = params.integer("limit", 20, 1, 50)
     store = venue.orders[api_key]
     if order_id or link_id:
@@ -175,6 +197,7 @@ def order_realtime(venue: Venue, api_key: str, params: Params) -> Outcome:
         else:
             closed = [o for o in store.values() if o.order_status not in OPEN_STATUSES]
             orders = [o for o in closed[-500:] if o.symbol in symbols]
+        orders = [o for o in orders if matches_filter(o, order_filter)]
     orders.sort(key=lambda o: o.created_time, reverse=True)
     page, cursor = paginate(orders, limit, params.text("cursor"))
     return {"category": "linear", "nextPageCursor": cursor, "list": _order_rows(venue, page)}, []
@@ -201,6 +224,7 @@ def order_history(venue: Venue, api_key: str, params: Params) -> Outcome:
     params.linear()
     order_id, link_id = _ids(params)
     status = params.text("orderStatus")
+    order_filter = _order_filter(params)
     limit = params.integer("limit", 20, 1, 50)
     symbols = set(_symbols_for(venue, params, required=False))
     start, end = _time_window(params, venue.clock.now())
@@ -212,6 +236,7 @@ def order_history(venue: Venue, api_key: str, params: Params) -> Outcome:
         and (order_id is None or o.order_id == order_id)
         and (link_id is None or o.order_link_id == link_id)
         and (status is None or o.order_status == status)
+        and matches_filter(o, order_filter)
         and start <= o.created_time <= end
     ]
     orders.sort(key=lambda o: o.created_time, reverse=True)
@@ -274,6 +299,22 @@ def set_leverage(venue: Venue, api_key: str, params: Params) -> Outcome:
     sell = params.decimal("sellLeverage", required=True)
     assert buy is not None and sell is not None
     return {}, venue.set_leverage(api_key, symbol, buy, sell)
+
+
+def trading_stop(venue: Venue, api_key: str, params: Params) -> Outcome:
+    """``POST /v5/position/trading-stop``: the position's TP/SL (Full) or a Partial TP/SL pair."""
+    params.linear()
+    symbol = get_instrument(params.text("symbol", required=True), venue.instruments).symbol
+    _refuse_unsupported(params)
+    req = TradingStopRequest(
+        symbol=symbol,
+        tpsl=_tpsl(params),
+        position_idx=params.integer("positionIdx", 0),
+        tp_size=params.decimal("tpSize"),
+        sl_size=params.decimal("slSize"),
+    )
+    _, messages = venue.trading_stop(api_key, req)
+    return {}, messages
 
 
 def wallet_balance(venue: Venue, api_key: str, params: Params) -> Outcome:
@@ -383,6 +424,7 @@ ROUTES: dict[str, tuple[str, Endpoint, bool]] = {
     "/v5/execution/list": ("GET", execution_list, False),
     "/v5/position/list": ("GET", position_list, False),
     "/v5/position/set-leverage": ("POST", set_leverage, False),
+    "/v5/position/trading-stop": ("POST", trading_stop, True),
     "/v5/account/wallet-balance": ("GET", wallet_balance, False),
     "/v5/account/fee-rate": ("GET", fee_rate, False),
     "/v5/account/info": ("GET", account_info, False),

@@ -37,6 +37,9 @@ TABLES = (
     "public_trades",
     "candles",
     "storage_settings",
+    "drift_reports",  # 0004 orchestration
+    "retraining_runs",
+    "strategy_statistics",  # 0003 decisions: strategies
 )
 
 

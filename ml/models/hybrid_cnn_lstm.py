@@ -11,7 +11,10 @@ Input (B, 60, 110) preprocessed features (``ml.preprocessing.FeaturePreprocessor
 4. attention pooling over the LSTM outputs (which steps matter), concatenated with the LSTM's final
    state;
 5. three heads: direction logits (B, H, 3) per horizon, confidence (B,) in [0, 1], and the expected
-   return (B, H) in bps.
+   return (B, H) in bps;
+6. temperature scaling (``ml.calibration``): the direction logits are divided by one temperature per
+   horizon and the confidence logit by its own, buffers that stay 1 while training and are set from the
+   validation fold afterwards, so a saved model serves calibrated probabilities.
 
 The default sizes are small on purpose (about 30k parameters): it trains on CPU in seconds on ~10k
 samples and answers a single window in well under the original spec's 10 ms.
@@ -64,6 +67,12 @@ class ModelConfig:
     dropout: float = 0.1
     # The return head predicts movement / return_scale_bps (order 1), the output is in bps.
     return_scale_bps: float = 10.0
+    # Rows of the window the network reads, the newest last (None: all `window`); the input keeps `window`
+    # rows, so the model input contract does not change when a model looks at less history.
+    input_rows: int | None = None
+    # A linear path from the decision-time vector (the baselines' whole input) to the heads' trunk, beside
+    # the CNN-LSTM's summary (wide & deep): the network starts from what the baselines see.
+    last_row_skip: bool = False
 
     def __post_init__(self) -> None:
         positive = ("n_features", "window", "horizons", "encoder_dim", "lstm_hidden", "lstm_layers")
@@ -87,6 +96,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.input_rows is not None and not 1 <= self.input_rows <= self.window:
+            raise ValueError(
+                f"ModelConfig.input_rows must be in [1, {self.window}] or None, got {self.input_rows}"
+            )
         if not (math.isfinite(self.return_scale_bps) and self.return_scale_bps > 0):
             raise ValueError(f"ModelConfig.return_scale_bps must be > 0, got {self.return_scale_bps}")
         if self.channel_groups:
@@ -258,12 +271,48 @@ class HybridCNNLSTM(nn.Module):
         )
         seq_dim = cfg.lstm_hidden * (2 if cfg.bidirectional else 1)
         self.attention = AttentionLayer(seq_dim, cfg.attention_dim, cfg.attention)
+        self.skip = nn.Linear(cfg.n_features, cfg.head_hidden) if cfg.last_row_skip else None
         self.trunk = nn.Sequential(
             nn.Linear(2 * seq_dim, cfg.head_hidden), _activation(cfg.activation), nn.Dropout(cfg.dropout)
         )
         self.direction_head = nn.Linear(cfg.head_hidden, cfg.horizons * cfg.n_classes)
         self.confidence_head = nn.Linear(cfg.head_hidden, 1)
         self.return_head = nn.Linear(cfg.head_hidden, cfg.horizons)
+        self.temperature: torch.Tensor
+        self.confidence_temperature: torch.Tensor
+        self.register_buffer("temperature", torch.ones(cfg.horizons))
+        self.register_buffer("confidence_temperature", torch.ones(()))
+
+    def set_temperatures(
+        self, temperatures: tuple[float, ...] | list[float], confidence: float = 1.0
+    ) -> None:
+        """Set the calibration temperatures (one per horizon, and the confidence head's); all must be > 0."""
+        t = torch.as_tensor(list(temperatures), dtype=self.temperature.dtype, device=self.temperature.device)
+        if t.shape != self.temperature.shape or not bool((t > 0).all()) or not confidence > 0:
+            raise ValueError(
+                f"temperatures must be {self.temperature.numel()} positive numbers and a positive confidence "
+                f"temperature, got {list(temperatures)} and {confidence}"
+            )
+        self.temperature.copy_(t)
+        self.confidence_temperature.fill_(float(confidence))
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # Versions saved before calibration existed carry no temperatures: they load uncalibrated (T = 1).
+        for name in ("temperature", "confidence_temperature"):
+            if prefix + name not in state_dict:
+                state_dict[prefix + name] = getattr(self, name).detach().clone()
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         cfg = self.config
@@ -271,6 +320,9 @@ class HybridCNNLSTM(nn.Module):
             raise ValueError(
                 f"HybridCNNLSTM expects input (batch, {cfg.window}, {cfg.n_features}), got {tuple(x.shape)}"
             )
+        raw_last = x[:, -1, :]
+        if cfg.input_rows is not None:
+            x = x[:, -cfg.input_rows :, :]
         if self.encoders:
             parts = [
                 enc(x[:, :, start:end])
@@ -285,8 +337,12 @@ class HybridCNNLSTM(nn.Module):
         directions = 2 if cfg.bidirectional else 1
         last = h_n[-directions:].transpose(0, 1).reshape(x.shape[0], -1)
         z = self.trunk(torch.cat([pooled, last], dim=-1))
-        logits = self.direction_head(z).view(-1, cfg.horizons, cfg.n_classes)
-        conf_logit = self.confidence_head(z).squeeze(-1)
+        if self.skip is not None:
+            z = z + self.skip(raw_last)
+        logits = (
+            self.direction_head(z).view(-1, cfg.horizons, cfg.n_classes) / self.temperature[None, :, None]
+        )
+        conf_logit = self.confidence_head(z).squeeze(-1) / self.confidence_temperature
         expected = self.return_head(z) * cfg.return_scale_bps
         return ModelOutput(
             direction_logits=logits,

@@ -68,9 +68,15 @@ def test_demo_on_embedded_defaults() -> None:
     assert all(int(n.replace(",", "")) == 1800 for _, n in stored), proc.stdout
     for name in ("cnn_lstm", "majority", "logistic", "gradient_boosting"):
         assert re.search(rf"^{name} +10s ", proc.stdout, re.MULTILINE), proc.stdout
-    version = re.search(r"model (\S+) registered, promoted to production", proc.stdout)
-    assert version is not None, proc.stdout
-    assert (var / "models" / version.group(1) / "weights.pt").exists()
+    # ... passed the CNN-LSTM (and, if it was refused, the run's best baseline) through the gate
+    gated = re.findall(
+        r"^gate: (\S+) (\S+) (PROMOTED to production|kept as a candidate): ", proc.stdout, re.MULTILINE
+    )
+    assert gated and gated[0][0] == "hybrid_cnn_lstm", proc.stdout
+    assert all((var / "models" / version / "weights.pt").exists() for _, version, _ in gated)
+    assert re.search(r"^the gate promotes: (\S+ \S+|nothing from this run)", proc.stdout, re.MULTILINE), (
+        proc.stdout
+    )
     # persistent across runs, and stopped cleanly on exit (no postmaster left behind)
     again = subprocess.run(
         [sys.executable, "-m", "depthcharge", "db", "status"],

@@ -367,7 +367,7 @@ def test_amend_errors(engine: MatchingEngine) -> None:
     assert info.value.ret_code == RetCode.AMEND_QTY_NOT_ABOVE_FILLED
     with pytest.raises(ExchangeError, match="nothing"):
         engine.amend("alice", "BTCUSDT", order_id=order.order_id, price=D("64000.10"))
-    with pytest.raises(ExchangeError, match="needs qty or price"):
+    with pytest.raises(ExchangeError, match="needs qty, price"):
         engine.amend("alice", "BTCUSDT", order_id=order.order_id)
     with pytest.raises(ExchangeError, match="too late to replace"):
         engine.amend("alice", "BTCUSDT", order_id="nope", qty=D("1"))

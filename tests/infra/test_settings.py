@@ -17,7 +17,22 @@ from infra.settings import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ("database", "exchange", "startup", "feed", "spool", "logging", "dagster", "models_dir")
+CONFIGS = (
+    "database",
+    "exchange",
+    "startup",
+    "feed",
+    "spool",
+    "logging",
+    "dagster",
+    "models_dir",
+    "analyzer",
+    "strategies",
+    "execution",
+    "ml_gate",
+    "risk",
+    "decisions",
+)
 # A value other than the default for every setting, valid on its own.
 NON_DEFAULT: dict[str, str] = {
     "VAR_DIR": "/srv/dc",
@@ -32,6 +47,7 @@ NON_DEFAULT: dict[str, str] = {
     "BYBIT_WS_PRIVATE_URL": "ws://127.0.0.1:9999/v5/private",
     "BYBIT_API_KEY": "key",
     "BYBIT_API_SECRET": "secret",
+    "LIVE_TRADING_MAINNET": "yes",
     "CLOCK_SYNC_INTERVAL_S": "30",
     "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "2",
     "CIRCUIT_BREAKER_COOLDOWN_S": "5",
@@ -45,6 +61,105 @@ NON_DEFAULT: dict[str, str] = {
     "LOG_LEVEL": "DEBUG",
     "LOG_RETENTION_DAYS": "3",
     "DAGSTER_HOME": "/tmp/dc-dagster",
+    # decisions: the ML gate, risk, the engine
+    "TRADING_ENABLED": "true",
+    "DECISION_MAX_LAG_MS": "900",
+    "MODEL_MAX_AGE_HOURS": "12",
+    "ML_MIN_CONFIDENCE": "0.6",
+    "ML_WEIGHT": "0.3",
+    "ML_MIN_VALIDATED_CONFIDENCE": "0.55",
+    "ML_PRIMARY_HORIZON_S": "30",
+    "ML_INFERENCE_THREADS": "2",
+    "ML_INFERENCE_TIMEOUT_MS": "100",
+    "ML_POLL_INTERVAL_S": "10",
+    "ML_SHADOW_ENABLED": "false",
+    "MAX_OPEN_POSITIONS": "3",
+    "MAX_EXPOSURE_USDT": "5000",
+    "MIN_ORDER_SIZE_USDT": "10",
+    "MAX_SYMBOL_EXPOSURE_USDT": "1000",
+    "SYMBOL_EXPOSURE_LIMITS": "BTCUSDT:2000,SOLUSDT:0",
+    "LEVERAGE": "3",
+    "RISK_PER_TRADE_PCT": "0.5",
+    "DEFAULT_STOP_LOSS_PCT": "1",
+    "DAILY_LOSS_LIMIT_USDT": "50",
+    "BOOK_STALE_MS": "2000",
+    "ERROR_BURST_COUNT": "3",
+    "ERROR_BURST_WINDOW_S": "30",
+    # execution
+    "ENABLE_AUTO_RECOVERY": "false",
+    "ENABLE_HANGING_ORDER_CHECK": "false",
+    "ENABLE_FSM_AUTO_RESTORE": "false",
+    "HANGING_ORDER_TIMEOUT_MINUTES": "45",
+    "MAX_RECONCILIATION_RETRIES": "5",
+    "RECONCILIATION_RETRY_DELAY": "1",
+    "DETAILED_HANGING_ORDER_LOGGING": "false",
+    "RECONCILE_INTERVAL_S": "30",
+    "IDEMPOTENCY_TTL_MINUTES": "120",
+    "ORDER_POLL_INTERVAL_S": "1",
+    "POST_ONLY_TIMEOUT_S": "5",
+    "POST_ONLY_MAX_REPRICES": "1",
+    "RECV_WINDOW_MARGIN_MS": "500",
+    "INTENT_RESEND_MAX_AGE_S": "3",
+    "ACCOUNT_LOCK_WAIT_S": "30",
+    "SCRIPTED_INTENT_INTERVAL_S": "2",
+    "SCRIPTED_INTENT_NOTIONAL_USDT": "50",
+    # analysis and strategies
+    "ENABLED_STRATEGIES": "imbalance,momentum",
+    "CONSENSUS_MODE": "majority",
+    "MIN_STRATEGIES": "3",
+    "MIN_CONSENSUS_CONFIDENCE": "0.5",
+    "STRATEGY_WEIGHTS": "momentum:1.5",
+    "STRATEGY_ATR_PERIOD": "20",
+    "TAKER_FEE_BPS": "5.0",
+    "MAKER_FEE_BPS": "1.0",
+    "MIN_EXPECTED_EDGE_BPS": "1.5",
+    "EDGE_PRIOR_SIGNALS": "50",
+    "IMBALANCE_BUY_THRESHOLD": "0.8",
+    "IMBALANCE_SELL_THRESHOLD": "0.2",
+    "MIN_CLUSTER_VOLUME": "25000",
+    "IMBALANCE_DEPTH": "10",
+    "IMBALANCE_TAKE_PROFIT_BPS": "20",
+    "IMBALANCE_STOP_LOSS_BPS": "12",
+    "IMBALANCE_MAX_HOLD_S": "30",
+    "IMBALANCE_ENTRY_STYLE": "taker",
+    "MOMENTUM_ROC_PERIOD": "12",
+    "MOMENTUM_ROC_THRESHOLD_PCT": "0.3",
+    "MOMENTUM_RSI_PERIOD": "10",
+    "MOMENTUM_RSI_OVERBOUGHT": "75",
+    "MOMENTUM_RSI_OVERSOLD": "25",
+    "MOMENTUM_VOLUME_PERIOD": "30",
+    "MOMENTUM_VOLUME_MULT": "1.5",
+    "MOMENTUM_STOP_ATR": "2",
+    "MOMENTUM_TAKE_PROFIT_ATR": "4",
+    "MOMENTUM_MAX_HOLD_S": "900",
+    "MOMENTUM_ENTRY_STYLE": "maker",
+    "SAR_ACCELERATION": "0.03",
+    "SAR_MAX_ACCELERATION": "0.3",
+    "SAR_ADX_PERIOD": "20",
+    "SAR_ADX_THRESHOLD": "30",
+    "SAR_SWING_ORDER": "4",
+    "SAR_FIB_MIN": "0.3",
+    "SAR_FIB_MAX": "0.7",
+    "SAR_MIN_WAVE_ATR": "1.5",
+    "SAR_MAX_HOLD_S": "1200",
+    "SAR_ENTRY_STYLE": "taker",
+    "SUPERTREND_ATR_PERIOD": "14",
+    "SUPERTREND_MULTIPLIER": "2.5",
+    "SUPERTREND_SIGNAL_BARS": "2",
+    "SUPERTREND_VOLUME_MULT": "1.2",
+    "SUPERTREND_TRAILING_ATR": "3",
+    "SUPERTREND_TAKE_PROFIT_ATR": "5",
+    "SUPERTREND_MAX_HOLD_S": "7200",
+    "SUPERTREND_ENTRY_STYLE": "maker",
+    "VOLUME_PROFILE_LOOKBACK": "90",
+    "VOLUME_PROFILE_BINS": "30",
+    "VOLUME_PROFILE_VALUE_AREA": "0.68",
+    "VOLUME_PROFILE_HVN_MULT": "2",
+    "VOLUME_PROFILE_LVN_MULT": "0.3",
+    "VOLUME_PROFILE_BREAKOUT_VOLUME_MULT": "2",
+    "VOLUME_PROFILE_STOP_ATR": "1.5",
+    "VOLUME_PROFILE_MAX_HOLD_S": "900",
+    "VOLUME_PROFILE_ENTRY_STYLE": "taker",
 }
 
 
@@ -95,6 +210,23 @@ def test_component_configs_carry_the_settings() -> None:
     assert s.dagster.home == Path("/tmp/dc-dagster") and s.models_dir == Path("/srv/dc/models")
 
 
+def test_trading_on_mainnet_needs_the_explicit_opt_in() -> None:
+    with pytest.raises(ValidationError, match="LIVE_TRADING_MAINNET=yes"):
+        load_settings(_env_file=None, EXCHANGE="mainnet", TRADING_ENABLED=True)
+    with pytest.raises(ValidationError, match="LIVE_TRADING_MAINNET must be `yes` or unset, got 'true'"):
+        load_settings(_env_file=None, EXCHANGE="mainnet", TRADING_ENABLED=True, LIVE_TRADING_MAINNET="true")
+    # Recording mainnet needs no opt-in; trading it with the opt-in is the operator's decision.
+    assert not load_settings(
+        _env_file=None, EXCHANGE="mainnet", TRADING_ENABLED=False
+    ).exchange.live_trading_mainnet
+    opted = load_settings(
+        _env_file=None, EXCHANGE="mainnet", TRADING_ENABLED=True, LIVE_TRADING_MAINNET="yes"
+    )
+    assert opted.exchange.live_trading_mainnet and opted.decisions.trading_enabled
+    # Testnet and the paper exchange trade without it.
+    assert load_settings(_env_file=None, EXCHANGE="testnet", TRADING_ENABLED=True).decisions.trading_enabled
+
+
 def test_exchange_picks_the_venue_row_and_overrides_replace_one_column() -> None:
     testnet = load_settings(_env_file=None, EXCHANGE="testnet").exchange.urls
     assert testnet == VENUE_URLS["testnet"] and testnet.rest == "https://api-testnet.bybit.com"
@@ -142,3 +274,24 @@ def test_to_env_reproduces_the_settings() -> None:
     again = load_settings(_env_file=None, **original.to_env())
     assert _configs(again) == _configs(original)
     assert original.to_env()["BYBIT_API_SECRET"] == "secret"
+
+
+def test_strategy_settings_reach_the_strategy_config_and_bad_ones_are_named() -> None:
+    s = load_settings(_env_file=None, **NON_DEFAULT)
+    c = s.strategies
+    assert c.enabled == ("imbalance", "momentum") and c.consensus_mode == "majority"
+    assert c.weight("momentum") == 1.5 and c.weight("imbalance") == 1.0
+    assert (c.imbalance.buy_threshold, c.imbalance.depth, c.imbalance.min_cluster_volume) == (0.8, 10, 25_000)
+    assert str(c.momentum.entry_style) == "maker" and c.momentum.atr_period == 20
+    assert s.analyzer.min_cluster_volume == 25_000 and s.analyzer.snapshot_interval_ms == 500
+    for bad, match in (
+        ({"ENABLED_STRATEGIES": "momentum,rsi"}, "unknown strategies"),
+        ({"STRATEGY_WEIGHTS": "momentum=2"}, "strategy:weight"),
+        ({"IMBALANCE_DEPTH": "7"}, "IMBALANCE_DEPTH"),
+        ({"IMBALANCE_BUY_THRESHOLD": "0.4"}, "IMBALANCE_BUY_THRESHOLD"),
+        ({"SAR_FIB_MIN": "0.7"}, "SAR_FIB_MIN"),
+        ({"MOMENTUM_RSI_OVERSOLD": "80"}, "MOMENTUM_RSI_OVERSOLD"),
+        ({"IMBALANCE_ENTRY_STYLE": "aggressive"}, "IMBALANCE_ENTRY_STYLE"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            load_settings(_env_file=None, **bad)

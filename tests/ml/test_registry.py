@@ -283,6 +283,6 @@ def test_connection_factory_and_default_factory(db: Database, tmp_path: Path) ->
     manifest = save(registry, seed=1, metrics={})
     assert (root / manifest.version / WEIGHTS_FILE).is_file()
     assert [m.version for m in registry.list()] == [manifest.version]
-    assert set(registry.factories) == {HYBRID_CNN_LSTM, "tiny"}
+    assert set(registry.factories) == {HYBRID_CNN_LSTM, "tiny", "majority", "logistic", "gradient_boosting"}
     with pytest.raises(InvalidModelInput, match="must contain 'model_config'"):
         DEFAULT_FACTORIES[HYBRID_CNN_LSTM]({})

@@ -1,5 +1,6 @@
-"""The real Dagster definitions: they load, every job and schedule resolves and runs, and the resources
-take their configuration from the environment (`dg.EnvVar`), the variables `depthcharge dagster` sets."""
+"""The real Dagster definitions: they load, every asset, check, job, schedule and sensor resolves, the
+retention job runs, and the resources take their configuration from the environment (`dg.EnvVar`), the
+variables `depthcharge dagster` sets."""
 
 from __future__ import annotations
 
@@ -15,34 +16,83 @@ from orchestration.definitions import defs
 from schemas.times import now_ms
 from testkit.rows import snapshot_rows
 
-JOBS = {"market_data_retention_job"}
-SCHEDULES = {"market_data_retention_job_schedule": "market_data_retention_job"}
+ASSETS = {
+    "raw_snapshots",
+    "labelled_features",
+    "training_dataset",
+    "model_candidate",
+    "model_evaluation",
+    "drift_report",
+}
+JOBS = {"market_data_retention_job", "market_partition_job", "retraining_job"}
+SCHEDULES = {
+    "market_data_retention_job_schedule": ("market_data_retention_job", "17 3 * * *"),
+    "nightly_retraining": ("retraining_job", "30 2 * * *"),
+}
+SENSORS = {"market_partitions_automation", "drift_retraining_sensor", "run_failure_audit"}
 RESOURCE_ENV = {
     "database": {
         "database_url": "DATABASE_URL",
         "connect_timeout_s": "DB_CONNECT_TIMEOUT_S",
         "retention_days": "MARKET_DATA_RETENTION_DAYS",
-    }
+    },
+    "lake": {"lake_dir": "LAKE_DIR", "reports_dir": "REPORTS_DIR"},
+    "registry": {
+        "database_url": "DATABASE_URL",
+        "connect_timeout_s": "DB_CONNECT_TIMEOUT_S",
+        "models_dir": "MODELS_DIR",
+    },
+    "settings": {
+        "trading_pairs": "TRADING_PAIRS",
+        "snapshot_interval_ms": "SNAPSHOT_INTERVAL_MS",
+        "partition_close_grace_s": "PARTITION_CLOSE_GRACE_S",
+        "training_window_partitions": "TRAINING_WINDOW_PARTITIONS",
+        "training_profile": "TRAINING_PROFILE",
+        "training_epochs": "TRAINING_EPOCHS",
+        "retrain_drift_severity": "RETRAIN_DRIFT_SEVERITY",
+        "label_coverage_min": "LABEL_COVERAGE_MIN",
+        "class_share_min": "CLASS_SHARE_MIN",
+        "class_share_max": "CLASS_SHARE_MAX",
+        "drift_max_rows": "DRIFT_MAX_ROWS",
+    },
+    "lake_io_manager": {"lake_dir": "LAKE_DIR", "snapshot_interval_ms": "SNAPSHOT_INTERVAL_MS"},
 }
 
 
-def test_definitions_load_and_every_job_and_schedule_resolves() -> None:
+def test_definitions_load_and_everything_resolves() -> None:
     dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {
+        "raw_snapshots": "market_data",
+        "labelled_features": "features",
+        "training_dataset": "training",
+        "model_candidate": "training",
+        "model_evaluation": "training",
+        "drift_report": "monitoring",
+    }
     jobs = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
     assert jobs == JOBS
     for job_name in jobs:
-        assert defs.resolve_job_def(job_name).name == job_name
-    schedules = {s.name: s.job_name for s in defs.schedules or []}  # type: ignore[union-attr]
-    assert schedules == SCHEDULES
-    for name, job_name in schedules.items():
+        assert defs.resolve_job_def(job_name).executor_def.name == "multiprocess"  # DAGSTER_EXECUTOR default
+    for name, (job_name, cron) in SCHEDULES.items():
         schedule = defs.resolve_schedule_def(name)
-        assert schedule.cron_schedule == "17 3 * * *"
-        with dg.instance_for_test() as instance:
-            context = dg.build_schedule_context(
-                instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 3, 17, tzinfo=UTC)
-            )
-            requests = schedule.evaluate_tick(context).run_requests or []
-        assert [r.job_name or schedule.job_name for r in requests] == [job_name]
+        assert (schedule.job_name, schedule.cron_schedule) == (job_name, cron)
+        assert schedule.default_status is dg.DefaultScheduleStatus.RUNNING
+    assert {s.name for s in defs.sensors or []} == SENSORS  # type: ignore[union-attr]
+    for name in SENSORS:
+        assert defs.resolve_sensor_def(name).default_status is dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_nightly_schedule_requests_a_tagged_retraining() -> None:
+    schedule = defs.resolve_schedule_def("nightly_retraining")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 2, 30, tzinfo=UTC)
+        )
+        requests = schedule.evaluate_tick(context).run_requests or []
+    assert len(requests) == 1 and requests[0].tags["depthcharge/trigger"] == "schedule"
 
 
 def test_resources_read_every_field_from_the_environment() -> None:
@@ -50,6 +100,7 @@ def test_resources_read_every_field_from_the_environment() -> None:
     assert set(defs.resources or {}) == set(RESOURCE_ENV)
     for key, fields in RESOURCE_ENV.items():
         resource = (defs.resources or {})[key]
+        assert set(type(resource).model_fields) == set(fields), key
         for field, variable in fields.items():
             value = getattr(resource, field)  # an EnvVar (str) or IntEnvVar (int), never a plain value
             assert getattr(value, "env_var_name", None) == variable, (key, field)

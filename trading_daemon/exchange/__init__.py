@@ -2,7 +2,9 @@
 
 Modules: `constants` (endpoints, retCodes, limits as data), `errors` (exception tree),
 `http` (sign, send, map errors, retry), `messages` (wire structs), `parsing` (wire → records),
-`records` (venue reports), `rest` (typed endpoints), `websocket` (public and private streams),
+`records` (venue reports), `rest` (typed endpoints: market data and orders, over `rest_account` for
+executions, positions, trading-stop, balance, and `rest_base` for decoding and paging), `websocket` (public
+and private streams),
 `clock_sync` (the periodic re-measure of the exchange clock offset).
 """
 

@@ -129,6 +129,11 @@ class BybitEndpoints:
     SET_LEVERAGE = _ep(
         "set_leverage", "POST", "/v5/position/set-leverage", _ACCOUNT, BUCKET_POSITION, retry_safe=True
     )
+    # Full-mode TP/SL are idempotent (a repeat answers 34040, which the client treats as success) and are
+    # sent as safe to retry; a Partial call adds a TP/SL pair each time, so it is not (§4.16).
+    TRADING_STOP = _ep(
+        "trading_stop", "POST", "/v5/position/trading-stop", _TRADING, BUCKET_POSITION, retry_safe=False
+    )
     WALLET_BALANCE = _ep(
         "wallet_balance", "GET", "/v5/account/wallet-balance", _ACCOUNT, BUCKET_ACCOUNT, retry_safe=True
     )
@@ -151,6 +156,7 @@ ENDPOINT_LIMITS_PER_S: dict[str, int] = {
     "executions": 50,
     "positions": 50,
     "set_leverage": 10,
+    "trading_stop": 10,
     "wallet_balance": 50,
     "fee_rate": 5,
 }
@@ -180,12 +186,19 @@ class BybitRetCode:
     PRICE_OUT_OF_RANGE = 110003
     INSUFFICIENT_BALANCE = 110007
     ORDER_COMPLETED = 110008
+    TOO_MANY_STOP_ORDERS = 110009
     ORDER_CANCELLED = 110010
     REDUCE_ONLY = 110017
     LEVERAGE_NOT_MODIFIED = 110043
+    TPSL_SIZE_TOO_LARGE = 110058
+    TPSL_OF_PARTIALLY_FILLED = 110059
+    TOO_MANY_PARTIAL_TPSL = 110061
     DUPLICATE_ORDER_LINK_ID = 110072
     ORDER_PROCESSING = 110079
+    EXPECT_RISING = 110092  # a rise trigger at or below the current price
+    EXPECT_FALLING = 110093
     NOTIONAL_TOO_LOW = 110094
+    NOT_MODIFIED = 34040  # trading-stop: the TP/SL already has these values
 
 
 # Rejected before any processing: safe to re-sign and resend any request, writes included (§8.3).

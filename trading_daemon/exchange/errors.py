@@ -53,7 +53,14 @@ RATE_LIMIT_RESET_MARGIN_S = 0.05
 
 
 class BybitError(DaemonError):
-    """Any failure talking to Bybit. `ret_code` is None for transport-level failures."""
+    """Any failure talking to Bybit. `ret_code` is None for transport-level failures.
+
+    `request_ms` is the `X-BAPI-TIMESTAMP` (exchange clock) the failed request was signed with, set for
+    failures whose outcome is unknown: the venue can accept that request until `request_ms` plus the
+    receive window, so only a lookup after that moment can prove it was not executed (§8.5).
+    """
+
+    request_ms: int | None = None
 
     def __init__(
         self,

@@ -372,24 +372,29 @@ class BybitHttpClient:
             headers["Content-Type"] = "application/json"
         if endpoint.signed:
             headers.update(self._auth_headers(payload))
+        request_ms = int(headers.get("X-BAPI-TIMESTAMP", self.now_ms()))
         session = self._get_session()
-        with self._transport_errors(endpoint):
-            async with session.request(
-                endpoint.method,
-                URL(url, encoded=True),  # sign exactly what goes on the wire: no re-encoding
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            ) as resp:
-                # Title-case keys: lookups below and in the rate limiter use Bybit's spelling.
-                headers_out = {k.title(): v for k, v in resp.headers.items()}
-                reply = _Reply(resp.status, headers_out, await resp.read())
-        if reply.status >= 500:
-            raise self._http_error(endpoint, reply)
-        if reply.status == 200:
-            envelope = self._decode(endpoint, reply)
-            if envelope.retCode in OUTCOME_UNKNOWN:
-                raise self._error(endpoint, envelope.retCode, envelope.retMsg, reply.headers)
+        try:
+            with self._transport_errors(endpoint):
+                async with session.request(
+                    endpoint.method,
+                    URL(url, encoded=True),  # sign exactly what goes on the wire: no re-encoding
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                ) as resp:
+                    # Title-case keys: lookups below and in the rate limiter use Bybit's spelling.
+                    headers_out = {k.title(): v for k, v in resp.headers.items()}
+                    reply = _Reply(resp.status, headers_out, await resp.read())
+            if reply.status >= 500:
+                raise self._http_error(endpoint, reply)
+            if reply.status == 200:
+                envelope = self._decode(endpoint, reply)
+                if envelope.retCode in OUTCOME_UNKNOWN:
+                    raise self._error(endpoint, envelope.retCode, envelope.retMsg, reply.headers)
+        except BybitError as exc:
+            exc.request_ms = request_ms  # when the venue could still accept it: see BybitError
+            raise
         return reply
 
     def _http_error(self, endpoint: BybitEndpoint, reply: _Reply) -> BybitError:

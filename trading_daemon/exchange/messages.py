@@ -185,9 +185,19 @@ class BybitOrder(msgspec.Struct, frozen=True, kw_only=True):
     rejectReason: str = ""
     reduceOnly: bool = False
     closeOnTrigger: bool = False
+    createType: str = ""
+    parentOrderLinkId: str = ""
+    stopOrderType: str = ""
+    triggerPrice: str = ""
+    triggerDirection: int = 0
+    triggerBy: str = ""
     takeProfit: str = ""
     stopLoss: str = ""
-    triggerPrice: str = ""
+    tpTriggerBy: str = ""
+    slTriggerBy: str = ""
+    tpslMode: str = ""
+    tpLimitPrice: str = ""
+    slLimitPrice: str = ""
     createdTime: str = "0"
     updatedTime: str = "0"
     cumFeeDetail: dict[str, str] | None = None
@@ -221,9 +231,12 @@ class BybitExecution(msgspec.Struct, frozen=True, kw_only=True):
     execTime: str
     isMaker: bool = False
     orderType: str = ""
+    stopOrderType: str = ""
+    createType: str = ""
     leavesQty: str = ""
     closedSize: str = ""
     execPnl: str = ""
+    markPrice: str = ""
     seq: int = 0
 
 
@@ -253,6 +266,8 @@ class BybitPosition(msgspec.Struct, frozen=True, kw_only=True):
     cumRealisedPnl: str = ""
     takeProfit: str = ""
     stopLoss: str = ""
+    trailingStop: str = ""
+    tpslMode: str = ""
     positionStatus: str = ""
     updatedTime: str = "0"
     seq: int = 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import TypeVar
 
 import structlog
 
@@ -27,24 +29,47 @@ from trading_daemon.exchange.messages import (
     BybitRecentTrade,
     BybitTicker,
     BybitWalletAccount,
+    BybitWsExecutions,
     BybitWsKlines,
     BybitWsOrderbook,
+    BybitWsOrders,
+    BybitWsPositions,
     BybitWsTrade,
+    BybitWsWallet,
 )
 from trading_daemon.exchange.records import (
     BybitCoinBalance,
+    BybitExecType,
+    BybitExecutionReport,
     BybitFeeRates,
     BybitInstrumentInfo,
     BybitOrderReport,
     BybitOrderStatus,
     BybitPositionReport,
+    BybitStopOrderType,
     BybitTickerInfo,
+    BybitTpslMode,
+    BybitTriggerBy,
+    BybitTriggerDirection,
     BybitWalletBalance,
 )
 
 log = structlog.get_logger(__name__)
 
 _TIME_IN_FORCE = {t.value: t for t in TimeInForce}
+E = TypeVar("E", bound=Enum)
+_UNSET = ("", "UNKNOWN")
+
+
+def enum_or_none(kind: type[E], text: str, field: str) -> E | None:
+    """A Bybit enum value; `""` and `"UNKNOWN"` (Bybit's unset) → None; anything else unknown raises
+    ValueError naming the field, so that a new venue value is noticed rather than misread."""
+    if text in _UNSET:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{field}: unknown value {text!r}") from None
 
 
 def dec(text: str, field: str = "value") -> Decimal:
@@ -266,6 +291,22 @@ def parse_order(raw: BybitOrder) -> BybitOrderReport:
         cancel_type=raw.cancelType,
         created_ms=int(raw.createdTime or 0),
         updated_ms=int(raw.updatedTime or 0),
+        close_on_trigger=raw.closeOnTrigger,
+        create_type=raw.createType,
+        position_idx=raw.positionIdx,
+        cum_exec_value=dec_or_zero(raw.cumExecValue, "cumExecValue"),
+        stop_order_type=enum_or_none(BybitStopOrderType, raw.stopOrderType, "stopOrderType"),
+        trigger_price=price_or_none(raw.triggerPrice, "triggerPrice"),
+        trigger_direction=BybitTriggerDirection(raw.triggerDirection) if raw.triggerDirection else None,
+        trigger_by=enum_or_none(BybitTriggerBy, raw.triggerBy, "triggerBy"),
+        parent_order_link_id=raw.parentOrderLinkId,
+        take_profit=price_or_none(raw.takeProfit, "takeProfit"),
+        stop_loss=price_or_none(raw.stopLoss, "stopLoss"),
+        tp_trigger_by=enum_or_none(BybitTriggerBy, raw.tpTriggerBy, "tpTriggerBy"),
+        sl_trigger_by=enum_or_none(BybitTriggerBy, raw.slTriggerBy, "slTriggerBy"),
+        tpsl_mode=enum_or_none(BybitTpslMode, raw.tpslMode, "tpslMode"),
+        tp_limit_price=price_or_none(raw.tpLimitPrice, "tpLimitPrice"),
+        sl_limit_price=price_or_none(raw.slLimitPrice, "slLimitPrice"),
     )
 
 
@@ -290,6 +331,7 @@ def parse_fill(raw: BybitExecution) -> Fill:
         is_maker=raw.isMaker,
         client_order_id=raw.orderLinkId or None,
         exchange_order_id=raw.orderId or None,
+        closed_pnl=opt_dec(raw.execPnl, "execPnl"),
     )
 
 
@@ -298,12 +340,73 @@ def parse_fills(rows: Iterable[BybitExecution]) -> list[Fill]:
     logged and left out, since the fills table has no place for them."""
     fills: list[Fill] = []
     for row in rows:
-        try:
-            fills.append(parse_fill(row))
-        except ValueError as exc:
-            log.warning("bybit execution skipped", reason=str(exc))
+        if row.execType not in _EXEC_TYPES:
+            log.warning("bybit execution skipped: not a fill", exec_id=row.execId, exec_type=row.execType)
+            continue
+        fills.append(parse_fill(row))  # a fill that cannot be read raises: never skipped as "not a fill"
     fills.sort(key=lambda f: (f.ts, f.exec_id))
     return fills
+
+
+def parse_execution(raw: BybitExecution) -> BybitExecutionReport:
+    """One execution of any `execType` (unknown types are kept as `UNKNOWN` and logged, never dropped)."""
+    try:
+        exec_type = BybitExecType(raw.execType or "Trade")
+    except ValueError:
+        log.warning("bybit execution of an unknown execType", exec_id=raw.execId, exec_type=raw.execType)
+        exec_type = BybitExecType.UNKNOWN
+    order_type = raw.orderType if raw.orderType in ("Market", "Limit") else None
+    return BybitExecutionReport(
+        exec_id=raw.execId,
+        exec_type=exec_type,
+        symbol=raw.symbol,
+        side=Side(raw.side) if raw.side in ("Buy", "Sell") else None,
+        order_id=raw.orderId,
+        order_link_id=raw.orderLinkId,
+        order_type=OrderType(order_type) if order_type is not None else None,
+        stop_order_type=enum_or_none(BybitStopOrderType, raw.stopOrderType, "stopOrderType"),
+        create_type=raw.createType,
+        price=dec(raw.execPrice, "execPrice"),
+        quantity=dec(raw.execQty, "execQty"),
+        value=dec_or_zero(raw.execValue, "execValue"),
+        fee=dec_or_zero(raw.execFee, "execFee"),
+        fee_rate=opt_dec(raw.feeRate, "feeRate"),
+        fee_currency=raw.feeCurrency or "USDT",
+        is_maker=raw.isMaker,
+        ts=int(raw.execTime),
+        leaves_quantity=opt_dec(raw.leavesQty, "leavesQty"),
+        closed_size=dec_or_zero(raw.closedSize, "closedSize"),
+        exec_pnl=opt_dec(raw.execPnl, "execPnl"),
+        mark_price=price_or_none(raw.markPrice, "markPrice"),
+        seq=raw.seq,
+    )
+
+
+def parse_executions(rows: Iterable[BybitExecution]) -> list[BybitExecutionReport]:
+    """Executions of every type, oldest first (ties by `execId`: Bybit's order is unstable, §4.9)."""
+    reports = [parse_execution(row) for row in rows]
+    reports.sort(key=lambda r: (r.ts, r.exec_id))
+    return reports
+
+
+def parse_ws_orders(msg: BybitWsOrders) -> list[BybitOrderReport]:
+    """The orders of one `order` topic message, in the venue's order."""
+    return [parse_order(o) for o in msg.data]
+
+
+def parse_ws_executions(msg: BybitWsExecutions) -> list[BybitExecutionReport]:
+    """The executions of one `execution` topic message (any `execType`), in the venue's order."""
+    return [parse_execution(e) for e in msg.data]
+
+
+def parse_ws_positions(msg: BybitWsPositions) -> list[BybitPositionReport]:
+    """The positions of one `position` topic message (flat ones included: size 0)."""
+    return [parse_position(p) for p in msg.data]
+
+
+def parse_ws_wallet(msg: BybitWsWallet) -> list[BybitWalletBalance]:
+    """The account balances of one `wallet` topic message."""
+    return [parse_wallet(w) for w in msg.data]
 
 
 def parse_position(raw: BybitPosition) -> BybitPositionReport:
@@ -321,6 +424,12 @@ def parse_position(raw: BybitPosition) -> BybitPositionReport:
         cum_realised_pnl=dec_or_zero(raw.cumRealisedPnl, "cumRealisedPnl"),
         position_idx=raw.positionIdx,
         updated_ms=int(raw.updatedTime or 0),
+        take_profit=price_or_none(raw.takeProfit, "takeProfit"),
+        stop_loss=price_or_none(raw.stopLoss, "stopLoss"),
+        trailing_stop=price_or_none(raw.trailingStop, "trailingStop"),
+        position_value=dec_or_zero(raw.positionValue, "positionValue"),
+        cur_realised_pnl=dec_or_zero(raw.curRealisedPnl, "curRealisedPnl"),
+        seq=raw.seq,
     )
 
 

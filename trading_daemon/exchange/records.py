@@ -8,11 +8,12 @@ daemon's own `schemas.trading` records. Money is `Decimal`, time integer ms.
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 import msgspec
 
-from schemas.enums import OrderStatus, OrderType, Side, TimeInForce
+from schemas.enums import ExecType, OrderStatus, OrderType, Side, TimeInForce
+from schemas.trading import Fill
 
 
 class BybitOrderStatus(StrEnum):
@@ -60,6 +61,86 @@ _TO_ORDER_STATUS = {
 }
 
 
+class BybitTriggerBy(StrEnum):
+    """The price a trigger compares with (`triggerBy`, `tpTriggerBy`, `slTriggerBy`)."""
+
+    LAST_PRICE = "LastPrice"
+    MARK_PRICE = "MarkPrice"
+    INDEX_PRICE = "IndexPrice"
+
+
+class BybitTriggerDirection(IntEnum):
+    """`triggerDirection` of a conditional order: fire when the price rises to, or falls to, the trigger."""
+
+    RISE = 1
+    FALL = 2
+
+
+class BybitTpslMode(StrEnum):
+    """`tpslMode`: TP/SL for the whole position (market orders), or for a given size (market or limit)."""
+
+    FULL = "Full"
+    PARTIAL = "Partial"
+
+
+class BybitStopOrderType(StrEnum):
+    """`stopOrderType` of a conditional order (plain orders have none: `""`/`UNKNOWN` parse to None)."""
+
+    STOP = "Stop"
+    TAKE_PROFIT = "TakeProfit"
+    STOP_LOSS = "StopLoss"
+    PARTIAL_TAKE_PROFIT = "PartialTakeProfit"
+    PARTIAL_STOP_LOSS = "PartialStopLoss"
+    TRAILING_STOP = "TrailingStop"
+    TPSL_ORDER = "tpslOrder"
+    OCO_ORDER = "OcoOrder"
+    MM_RATE_CLOSE = "MmRateClose"
+    BIDIRECTIONAL_TPSL_ORDER = "BidirectionalTpslOrder"
+
+    @property
+    def is_tpsl(self) -> bool:
+        """A take-profit or stop-loss of a position (Full or Partial), not a plain conditional order."""
+        return self in _TPSL_KINDS
+
+
+_TPSL_KINDS = frozenset(
+    {
+        BybitStopOrderType.TAKE_PROFIT,
+        BybitStopOrderType.STOP_LOSS,
+        BybitStopOrderType.PARTIAL_TAKE_PROFIT,
+        BybitStopOrderType.PARTIAL_STOP_LOSS,
+        BybitStopOrderType.TRAILING_STOP,
+    }
+)
+
+
+class BybitOrderFilter(StrEnum):
+    """`orderFilter` of `/v5/order/realtime`, `/v5/order/history` and `/v5/order/cancel-all` (§4.5).
+
+    `ORDER`: active orders; `STOP_ORDER`: conditional and TP/SL orders not yet working in the book;
+    `TPSL_ORDER`: the TP/SL orders only.
+    """
+
+    ORDER = "Order"
+    STOP_ORDER = "StopOrder"
+    TPSL_ORDER = "tpslOrder"
+
+
+class BybitExecType(StrEnum):
+    """`execType` of an execution (§4.9): only `Trade` is a fill of one of the account's orders."""
+
+    TRADE = "Trade"
+    ADL_TRADE = "AdlTrade"
+    FUNDING = "Funding"
+    BUST_TRADE = "BustTrade"
+    DELIVERY = "Delivery"
+    SETTLE = "Settle"
+    BLOCK_TRADE = "BlockTrade"
+    MOVE_POSITION = "MovePosition"
+    FUTURE_SPREAD = "FutureSpread"
+    UNKNOWN = "UNKNOWN"
+
+
 class BybitOrderAck(msgspec.Struct, frozen=True, kw_only=True):
     """The reply to create/amend/cancel: the request was accepted, the fate comes on the stream."""
 
@@ -88,11 +169,39 @@ class BybitOrderReport(msgspec.Struct, frozen=True, kw_only=True):
     cancel_type: str
     created_ms: int
     updated_ms: int
+    close_on_trigger: bool = False
+    create_type: str = ""
+    position_idx: int = 0
+    cum_exec_value: Decimal = Decimal(0)
+    # Conditional and TP/SL orders (§4.15–4.17): None/0 on plain orders.
+    stop_order_type: BybitStopOrderType | None = None
+    trigger_price: Decimal | None = None
+    trigger_direction: BybitTriggerDirection | None = None
+    trigger_by: BybitTriggerBy | None = None
+    parent_order_link_id: str = ""
+    # TP/SL attached to the order (set on the position when it fills).
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    tp_trigger_by: BybitTriggerBy | None = None
+    sl_trigger_by: BybitTriggerBy | None = None
+    tpsl_mode: BybitTpslMode | None = None
+    tp_limit_price: Decimal | None = None
+    sl_limit_price: Decimal | None = None
 
     @property
     def order_status(self) -> OrderStatus:
         """The daemon's state for this order."""
         return self.status.to_order_status()
+
+    @property
+    def is_conditional(self) -> bool:
+        """A conditional or TP/SL order (it has a `stopOrderType`), whatever its status."""
+        return self.stop_order_type is not None
+
+    @property
+    def is_untriggered(self) -> bool:
+        """Waiting for its trigger: not in the book, holds no margin yet."""
+        return self.status is BybitOrderStatus.UNTRIGGERED
 
 
 class BybitPositionReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +218,18 @@ class BybitPositionReport(msgspec.Struct, frozen=True, kw_only=True):
     cum_realised_pnl: Decimal
     position_idx: int
     updated_ms: int
+    # The position's Full-mode TP/SL (None when unset; Bybit sends "0"/"0.00").
+    take_profit: Decimal | None = None
+    stop_loss: Decimal | None = None
+    trailing_stop: Decimal | None = None
+    position_value: Decimal = Decimal(0)
+    cur_realised_pnl: Decimal = Decimal(0)
+    seq: int = 0
+
+    @property
+    def is_flat(self) -> bool:
+        """Size 0: the venue's answer that there is no position (never inferred from a failed query)."""
+        return not self.size
 
 
 class BybitInstrumentInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,3 +303,72 @@ class BybitFeeRates(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     taker: Decimal
     maker: Decimal
+
+
+class BybitExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution of `/v5/execution/list` or the `execution` topic, of any `execType` (§4.9, §6.5).
+
+    `exec_type` says what it is: `Trade` fills an order of the account; `Funding` is a funding payment
+    (`fee` > 0 paid, < 0 received; no order); `AdlTrade`, `BustTrade`, `Delivery`, `Settle` move the
+    position without an order of the account. `to_fill` gives the `schemas.trading.Fill`.
+    """
+
+    exec_id: str
+    exec_type: BybitExecType
+    symbol: str
+    side: Side | None
+    order_id: str
+    order_link_id: str
+    order_type: OrderType | None
+    stop_order_type: BybitStopOrderType | None
+    create_type: str
+    price: Decimal
+    quantity: Decimal
+    value: Decimal
+    fee: Decimal
+    fee_rate: Decimal | None
+    fee_currency: str
+    is_maker: bool
+    ts: int
+    leaves_quantity: Decimal | None
+    closed_size: Decimal
+    exec_pnl: Decimal | None
+    mark_price: Decimal | None
+    seq: int
+
+    @property
+    def is_trade(self) -> bool:
+        """A fill of one of the account's orders (not funding, ADL, liquidation or settlement)."""
+        return self.exec_type is BybitExecType.TRADE
+
+    def to_fill(self) -> Fill:
+        """As a `schemas.trading.Fill`; raises ValueError for exec types the fills table does not hold."""
+        try:
+            exec_type = ExecType(self.exec_type.value)
+        except ValueError:
+            raise ValueError(f"execution {self.exec_id}: execType {self.exec_type} is not a fill") from None
+        if self.side is None:
+            raise ValueError(f"execution {self.exec_id}: no side")
+        return Fill(
+            exec_id=self.exec_id,
+            symbol=self.symbol,
+            side=self.side,
+            price=self.price,
+            quantity=self.quantity,
+            fee=self.fee,
+            ts=self.ts,
+            exec_type=exec_type,
+            fee_currency=self.fee_currency or "USDT",
+            is_maker=self.is_maker,
+            client_order_id=self.order_link_id or None,
+            exchange_order_id=self.order_id or None,
+            closed_pnl=self.exec_pnl,
+        )
+
+
+class BybitExecutionPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of `/v5/execution/list`: executions newest first, as sent, and the cursor of the next page
+    (`""` when this was the last)."""
+
+    executions: list[BybitExecutionReport]
+    next_cursor: str

@@ -2,94 +2,69 @@
 
 Each method builds the documented parameters, sends them through `BybitHttpClient` and returns
 `schemas` records or `records.Bybit*` reports. Order creation is idempotent by `orderLinkId`
-(§8.5): after an ambiguous failure the client looks the order up before resending with the same id,
-and a "duplicate orderLinkId" reply to a resend means the first attempt got through.
+(§8.5): after an ambiguous failure the client waits until the venue can no longer accept the lost
+request (its timestamp plus the receive window), looks the order up, and resends with the same id only if
+it is absent; a "duplicate orderLinkId" reply to a resend means the first attempt got through.
+
+Anything that fails raises a `trading_daemon.errors` type (`exchange.errors`): a query never answers an
+empty list for a failure, a page that cannot be read is a `BybitProtocolError`, and list methods follow
+every page (a cursor that never ends is an error too, not a silent cut).
 """
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
-from typing import Any, TypeVar
 
 import msgspec
 
 from schemas.enums import OrderType, Side, TimeInForce
 from schemas.market import BookSnapshot, Candle, PublicTrade
-from schemas.trading import Fill
 from trading_daemon.errors import classify
 from trading_daemon.exchange.constants import (
-    ACCOUNT_TYPE,
     CATEGORY,
     ORDER_LINK_ID_RE,
     POSITION_IDX_ONE_WAY,
     SETTLE_COIN,
-    BybitEndpoint,
     BybitEndpoints,
-    BybitRetCode,
 )
-from trading_daemon.exchange.errors import (
-    BybitDuplicateOrderLinkId,
-    BybitError,
-    BybitOrderRejected,
-    BybitProtocolError,
-)
-from trading_daemon.exchange.http import BybitHttpClient, Params
+from trading_daemon.exchange.errors import BybitDuplicateOrderLinkId, BybitError
 from trading_daemon.exchange.messages import (
     BybitCancelAllResult,
-    BybitExecutionList,
-    BybitFeeRateList,
     BybitInstrumentsResult,
     BybitKlineResult,
     BybitOrderbookResult,
     BybitOrderIds,
     BybitOrderList,
-    BybitPositionList,
     BybitRecentTradesResult,
     BybitServerTime,
     BybitTickersResult,
-    BybitWalletResult,
 )
 from trading_daemon.exchange.parsing import (
-    parse_fee_rate,
-    parse_fills,
     parse_instrument,
     parse_klines,
     parse_order,
     parse_orderbook,
-    parse_position,
     parse_recent_trades,
     parse_ticker,
-    parse_wallet,
 )
 from trading_daemon.exchange.records import (
-    BybitFeeRates,
     BybitInstrumentInfo,
     BybitOrderAck,
+    BybitOrderFilter,
     BybitOrderReport,
-    BybitPositionReport,
     BybitTickerInfo,
-    BybitWalletBalance,
+    BybitTpslMode,
+    BybitTriggerBy,
+    BybitTriggerDirection,
 )
+from trading_daemon.exchange.rest_account import BybitAccountEndpoints
+from trading_daemon.exchange.rest_base import decode_result as _decode
+from trading_daemon.exchange.rest_base import parse_rows, readable
 
-S = TypeVar("S", bound=msgspec.Struct)
-MAX_PAGES = 50  # a guard against a cursor that never ends
-
-_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-
-
-def _decode(raw: msgspec.Raw, kind: type[S]) -> S:
-    decoder = _decoders.get(kind)
-    if decoder is None:
-        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
-    try:
-        result: S = decoder.decode(raw)
-    except msgspec.DecodeError as exc:  # ValidationError included
-        # A good envelope (retCode 0) whose result is not what the protocol documents: the venue's own
-        # answer, not a bad moment, so retrying cannot help (fatal, like a 10017).
-        raise BybitProtocolError(
-            f"the result does not have the shape of {kind.__name__}: {exc}", ret_code=0, venue_answered=True
-        ) from exc
-    return result
+# After an ambiguous create the lookup waits until the request's timestamp + recv window + this margin
+# (the client's estimate of the exchange clock may be off by part of a round trip), §8.5.
+RECV_WINDOW_MARGIN_MS = 1_000
 
 
 def _ack(ids: BybitOrderIds) -> BybitOrderAck:
@@ -103,32 +78,9 @@ def validate_order_link_id(order_link_id: str) -> str:
     return order_link_id
 
 
-class BybitRestClient:
-    """The Bybit REST API as typed methods. Create with a `BybitHttpClient`."""
-
-    def __init__(self, http: BybitHttpClient) -> None:
-        self.http = http
-
-    async def close(self) -> None:
-        """Close the transport."""
-        await self.http.close()
-
-    async def _get(self, endpoint: BybitEndpoint, params: Params, kind: type[S]) -> S:
-        return _decode((await self.http.request(endpoint, params)).result, kind)
-
-    async def _pages(
-        self, endpoint: BybitEndpoint, params: dict[str, object], kind: type[S], max_items: int | None
-    ) -> list[Any]:
-        """Follow `nextPageCursor` (passed back verbatim, §1.6) and concatenate `list`."""
-        items: list[Any] = []
-        for _ in range(MAX_PAGES):
-            page = await self._get(endpoint, params, kind)
-            items.extend(page.list)  # type: ignore[attr-defined]
-            cursor: str = getattr(page, "nextPageCursor", "")
-            if not cursor or (max_items is not None and len(items) >= max_items):
-                break
-            params = {**params, "cursor": cursor}
-        return items if max_items is None else items[:max_items]
+class BybitRestClient(BybitAccountEndpoints):
+    """The Bybit REST API as typed methods (account endpoints in `rest_account`). Create with a
+    `BybitHttpClient`."""
 
     # --- market data ------------------------------------------------------------------------------
 
@@ -146,12 +98,14 @@ class BybitRestClient:
         """Instrument rules (all trading linear contracts, or one symbol), every page."""
         params: dict[str, object] = {"category": CATEGORY, "symbol": symbol, "limit": 1000}
         rows = await self._pages(BybitEndpoints.INSTRUMENTS, params, BybitInstrumentsResult, None)
-        return [parse_instrument(r) for r in rows]
+        return parse_rows(parse_instrument, rows, BybitEndpoints.INSTRUMENTS)
 
     async def get_orderbook(self, symbol: str, limit: int = 50) -> BookSnapshot:
         """The REST book (its `u` matches the 1000-level stream, §3.3)."""
         params = {"category": CATEGORY, "symbol": symbol, "limit": limit}
-        return parse_orderbook(await self._get(BybitEndpoints.ORDERBOOK, params, BybitOrderbookResult))
+        raw = await self._get(BybitEndpoints.ORDERBOOK, params, BybitOrderbookResult)
+        with readable(BybitEndpoints.ORDERBOOK):
+            return parse_orderbook(raw)
 
     async def get_klines(
         self,
@@ -175,22 +129,21 @@ class BybitRestClient:
         raw = _decode(response.result, BybitKlineResult)
         if not raw.symbol:
             raw = msgspec.structs.replace(raw, symbol=symbol)
-        return parse_klines(raw, interval, now_ms=response.time_ms)
+        with readable(BybitEndpoints.KLINE):
+            return parse_klines(raw, interval, now_ms=response.time_ms)
 
     async def get_tickers(self, symbol: str | None = None) -> list[BybitTickerInfo]:
         """Tickers of one or all linear symbols."""
         params = {"category": CATEGORY, "symbol": symbol}
-        return [
-            parse_ticker(t)
-            for t in (await self._get(BybitEndpoints.TICKERS, params, BybitTickersResult)).list
-        ]
+        rows = (await self._get(BybitEndpoints.TICKERS, params, BybitTickersResult)).list
+        return parse_rows(parse_ticker, rows, BybitEndpoints.TICKERS)
 
     async def get_recent_trades(self, symbol: str, limit: int = 500) -> list[PublicTrade]:
         """Recent public trades, oldest first."""
         params = {"category": CATEGORY, "symbol": symbol, "limit": limit}
-        return parse_recent_trades(
-            (await self._get(BybitEndpoints.RECENT_TRADES, params, BybitRecentTradesResult)).list
-        )
+        rows = (await self._get(BybitEndpoints.RECENT_TRADES, params, BybitRecentTradesResult)).list
+        with readable(BybitEndpoints.RECENT_TRADES):
+            return parse_recent_trades(rows)
 
     # --- orders -----------------------------------------------------------------------------------
 
@@ -208,11 +161,34 @@ class BybitRestClient:
         close_on_trigger: bool | None = None,
         take_profit: Decimal | None = None,
         stop_loss: Decimal | None = None,
+        resend_after_unknown: bool = True,
+        tp_trigger_by: BybitTriggerBy | None = None,
+        sl_trigger_by: BybitTriggerBy | None = None,
+        tpsl_mode: BybitTpslMode | None = None,
+        tp_order_type: OrderType | None = None,
+        sl_order_type: OrderType | None = None,
+        tp_limit_price: Decimal | None = None,
+        sl_limit_price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        trigger_direction: BybitTriggerDirection | None = None,
+        trigger_by: BybitTriggerBy | None = None,
     ) -> BybitOrderAck:
         """Place an order. With `order_link_id` the call is retried safely (§8.5); without one it is
-        sent exactly once, since a blind resend could open a second position."""
+        sent exactly once, since a blind resend could open a second position.
+
+        `take_profit`/`stop_loss` (with their `tp_*`/`sl_*` options) attach a TP/SL that becomes the
+        position's when the order fills (§4.15); `trigger_price` with `trigger_direction` makes it a
+        conditional order, `Untriggered` until the `trigger_by` price crosses (§4.17).
+
+        After an unknown outcome (timeout, 5xx, dropped connection) the order is resent only when the
+        venue, asked by `orderLinkId` after the request's receive window has passed, does not have it.
+        `resend_after_unknown=False` leaves an unknown outcome to the caller instead (the error carries
+        `request_ms`; `find_order_after_recv_window` is the lookup). Refusals before processing (10002,
+        10006) are resent at once."""
         if order_type is OrderType.LIMIT and price is None:
             raise ValueError("a Limit order needs a price")
+        if (trigger_price is None) != (trigger_direction is None):
+            raise ValueError("a conditional order needs both trigger_price and trigger_direction")
         body: dict[str, object] = {
             "category": CATEGORY,
             "symbol": symbol,
@@ -227,20 +203,32 @@ class BybitRestClient:
             "closeOnTrigger": close_on_trigger,
             "takeProfit": take_profit,
             "stopLoss": stop_loss,
+            "tpTriggerBy": tp_trigger_by,
+            "slTriggerBy": sl_trigger_by,
+            "tpslMode": tpsl_mode,
+            "tpOrderType": tp_order_type,
+            "slOrderType": sl_order_type,
+            "tpLimitPrice": tp_limit_price,
+            "slLimitPrice": sl_limit_price,
+            "triggerPrice": trigger_price,
+            "triggerDirection": int(trigger_direction) if trigger_direction is not None else None,
+            "triggerBy": trigger_by,
         }
-        if not order_link_id:
+        if not order_link_id or not resend_after_unknown:
             response = await self.http.request(BybitEndpoints.ORDER_CREATE, body, retry_safe=False)
             return _ack(_decode(response.result, BybitOrderIds))
         link_id = order_link_id
+        unresolved_ms: int | None = None  # timestamp of the last create whose outcome is unknown
 
         async def attempt(number: int, last: BaseException | None) -> BybitOrderAck:
-            # After a failure whose outcome is unknown, an earlier request may have placed the order:
-            # reconcile (look it up) before sending it again.
-            ambiguous = last is not None and classify(last).outcome_unknown
-            if ambiguous:
-                found = await self.find_order(symbol, order_link_id=link_id)
+            nonlocal unresolved_ms
+            # An earlier request may still be accepted until its receive window has passed: only a
+            # lookup after that proves it absent (the ambiguous-outcome rule, §8.5).
+            if unresolved_ms is not None:
+                found = await self.find_order_after_recv_window(symbol, link_id, unresolved_ms)
                 if found is not None:
                     return BybitOrderAck(order_id=found.order_id, order_link_id=found.order_link_id)
+                unresolved_ms = None
             try:
                 response = await self.http.send(BybitEndpoints.ORDER_CREATE, body)
             except BybitDuplicateOrderLinkId:
@@ -250,6 +238,10 @@ class BybitRestClient:
                 if found is None:
                     raise
                 return BybitOrderAck(order_id=found.order_id, order_link_id=found.order_link_id)
+            except BybitError as exc:
+                if classify(exc).outcome_unknown:
+                    unresolved_ms = exc.request_ms if exc.request_ms is not None else self.http.now_ms()
+                raise
             return _ack(_decode(response.result, BybitOrderIds))
 
         return await self.http.with_retries(attempt, retry_safe=True, what=BybitEndpoints.ORDER_CREATE.path)
@@ -264,8 +256,16 @@ class BybitRestClient:
         price: Decimal | None = None,
         take_profit: Decimal | None = None,
         stop_loss: Decimal | None = None,
+        tp_trigger_by: BybitTriggerBy | None = None,
+        sl_trigger_by: BybitTriggerBy | None = None,
+        tp_limit_price: Decimal | None = None,
+        sl_limit_price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        trigger_by: BybitTriggerBy | None = None,
     ) -> BybitOrderAck:
-        """Amend a resting order; fields left None are not changed. Send one id only (§8.5)."""
+        """Amend an open order; fields left None are not changed, a `take_profit`/`stop_loss` of 0 removes
+        it. An `Untriggered` order's trigger can be amended, and a TP/SL order's trigger is its
+        position's new take-profit/stop-loss. Send one id only (§8.5)."""
         body = {
             "category": CATEGORY,
             "symbol": symbol,
@@ -274,6 +274,12 @@ class BybitRestClient:
             "price": price,
             "takeProfit": take_profit,
             "stopLoss": stop_loss,
+            "tpTriggerBy": tp_trigger_by,
+            "slTriggerBy": sl_trigger_by,
+            "tpLimitPrice": tp_limit_price,
+            "slLimitPrice": sl_limit_price,
+            "triggerPrice": trigger_price,
+            "triggerBy": trigger_by,
         }
         return _ack(
             _decode((await self.http.request(BybitEndpoints.ORDER_AMEND, body)).result, BybitOrderIds)
@@ -288,9 +294,29 @@ class BybitRestClient:
             _decode((await self.http.request(BybitEndpoints.ORDER_CANCEL, body)).result, BybitOrderIds)
         )
 
-    async def cancel_all_orders(self, symbol: str | None = None) -> list[BybitOrderAck]:
-        """Cancel every open order of `symbol` (or of every USDT contract)."""
-        body = {"category": CATEGORY, "symbol": symbol, "settleCoin": None if symbol else SETTLE_COIN}
+    async def cancel_all_orders(
+        self,
+        symbol: str | None = None,
+        *,
+        order_filter: BybitOrderFilter | None = None,
+        stop_conditional_only: bool = False,
+    ) -> list[BybitOrderAck]:
+        """Cancel every open order of `symbol` (or of every USDT contract).
+
+        Without `order_filter` Bybit cancels every kind, the positions' TP/SL included: a kill switch
+        that must leave the protection in place passes `BybitOrderFilter.ORDER`. `STOP_ORDER` cancels
+        conditional and TP/SL orders; with `stop_conditional_only` only the plain conditional ones
+        (`stopOrderType` Stop).
+        """
+        if stop_conditional_only and order_filter is not BybitOrderFilter.STOP_ORDER:
+            raise ValueError("stop_conditional_only needs order_filter STOP_ORDER")
+        body = {
+            "category": CATEGORY,
+            "symbol": symbol,
+            "settleCoin": None if symbol else SETTLE_COIN,
+            "orderFilter": order_filter,
+            "stopOrderType": "Stop" if stop_conditional_only else None,
+        }
         response = await self.http.request(BybitEndpoints.ORDER_CANCEL_ALL, body)
         result = _decode(response.result, BybitCancelAllResult)
         return [_ack(ids) for ids in result.list]
@@ -303,8 +329,10 @@ class BybitRestClient:
         order_link_id: str | None = None,
         open_only: int = 0,
         max_items: int | None = None,
+        order_filter: BybitOrderFilter | None = None,
     ) -> list[BybitOrderReport]:
-        """`/v5/order/realtime`: open orders, or (by id, or `open_only=1`) recently closed ones."""
+        """`/v5/order/realtime`: open orders (`Untriggered` conditional and TP/SL orders included), or (by
+        id, or `open_only=1`) recently closed ones; `order_filter` narrows the kind (§4.5)."""
         params: dict[str, object] = {
             "category": CATEGORY,
             "symbol": symbol,
@@ -312,10 +340,11 @@ class BybitRestClient:
             "orderId": order_id,
             "orderLinkId": order_link_id,
             "openOnly": open_only or None,
+            "orderFilter": order_filter,
             "limit": 50,
         }
         rows = await self._pages(BybitEndpoints.OPEN_ORDERS, params, BybitOrderList, max_items)
-        return [parse_order(r) for r in rows]
+        return parse_rows(parse_order, rows, BybitEndpoints.OPEN_ORDERS)
 
     async def get_order_history(
         self,
@@ -326,19 +355,29 @@ class BybitRestClient:
         start_ms: int | None = None,
         end_ms: int | None = None,
         max_items: int | None = 200,
+        order_filter: BybitOrderFilter | None = None,
+        order_status: str | None = None,
     ) -> list[BybitOrderReport]:
-        """`/v5/order/history`: closed orders (newest first, as Bybit sends them)."""
+        """`/v5/order/history`: closed orders (newest first, as Bybit sends them), at most 7 days apart.
+
+        Bybit keeps orders with fills for two years, but cancelled-without-fill, rejected and
+        deactivated ones for 24 hours only (others 7 days), and its closed-order cache of
+        `/v5/order/realtime` is cleared on restarts: an order looked up by `orderLinkId` more than a
+        day after it ended unfilled may be found nowhere (§4.6).
+        """
         params: dict[str, object] = {
             "category": CATEGORY,
             "symbol": symbol,
             "orderId": order_id,
             "orderLinkId": order_link_id,
+            "orderFilter": order_filter,
+            "orderStatus": order_status,
             "startTime": start_ms,
             "endTime": end_ms,
             "limit": 50,
         }
         rows = await self._pages(BybitEndpoints.ORDER_HISTORY, params, BybitOrderList, max_items)
-        return [parse_order(r) for r in rows]
+        return parse_rows(parse_order, rows, BybitEndpoints.ORDER_HISTORY)
 
     async def find_order(
         self, symbol: str, *, order_id: str | None = None, order_link_id: str | None = None
@@ -351,72 +390,18 @@ class BybitRestClient:
                 return found[0]
         return None
 
-    # --- account ----------------------------------------------------------------------------------
-
-    async def get_executions(
-        self,
-        symbol: str | None = None,
-        *,
-        order_id: str | None = None,
-        order_link_id: str | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-        max_items: int | None = 1000,
-    ) -> list[Fill]:
-        """Fills (`/v5/execution/list`), oldest first."""
-        params: dict[str, object] = {
-            "category": CATEGORY,
-            "symbol": symbol,
-            "orderId": order_id,
-            "orderLinkId": order_link_id,
-            "startTime": start_ms,
-            "endTime": end_ms,
-            "limit": 100,
-        }
-        rows = await self._pages(BybitEndpoints.EXECUTIONS, params, BybitExecutionList, max_items)
-        return parse_fills(rows)
-
-    async def get_positions(self, symbol: str | None = None) -> list[BybitPositionReport]:
-        """With `symbol`: that position, even flat. Without: every non-flat USDT position."""
-        params: dict[str, object] = {
-            "category": CATEGORY,
-            "symbol": symbol,
-            "settleCoin": None if symbol else SETTLE_COIN,
-            "limit": 200,
-        }
-        rows = await self._pages(BybitEndpoints.POSITIONS, params, BybitPositionList, None)
-        return [parse_position(r) for r in rows]
-
-    async def set_leverage(self, symbol: str, leverage: Decimal) -> bool:
-        """Set buy and sell leverage (equal in one-way mode). False if it was already in force."""
-        body = {"category": CATEGORY, "symbol": symbol, "buyLeverage": leverage, "sellLeverage": leverage}
-        try:
-            await self.http.request(BybitEndpoints.SET_LEVERAGE, body)
-        except BybitOrderRejected as exc:
-            if (
-                exc.ret_code == BybitRetCode.LEVERAGE_NOT_MODIFIED
-            ):  # "leverage not modified" is success (§4.11, §8.5)
-                return False
-            raise
-        return True
-
-    async def get_wallet_balance(self, coin: str | None = SETTLE_COIN) -> BybitWalletBalance:
-        """The unified account's balance (with `coin`, that coin's row even when zero)."""
-        params = {"accountType": ACCOUNT_TYPE, "coin": coin}
-        result = await self._get(BybitEndpoints.WALLET_BALANCE, params, BybitWalletResult)
-        if not result.list:
-            raise BybitError(
-                "wallet-balance returned no account", endpoint=BybitEndpoints.WALLET_BALANCE.path
-            )
-        return parse_wallet(result.list[0])
-
-    async def get_fee_rates(self, symbol: str | None = None) -> list[BybitFeeRates]:
-        """The account's maker/taker rates (call once at start-up, limit 5/s)."""
-        params = {"category": CATEGORY, "symbol": symbol}
-        return [
-            parse_fee_rate(r)
-            for r in (await self._get(BybitEndpoints.FEE_RATE, params, BybitFeeRateList)).list
-        ]
+    async def find_order_after_recv_window(
+        self, symbol: str, order_link_id: str, request_ms: int
+    ) -> BybitOrderReport | None:
+        """The answer to an ambiguous create (§8.5): wait until a request signed at `request_ms` (exchange
+        time, `BybitError.request_ms`) can no longer be accepted — its receive window and a margin have
+        passed on the exchange clock — then look the order up by `orderLinkId`. None means the venue does
+        not have it and never will: only then may it be sent again. A failed lookup raises."""
+        deadline = request_ms + self.http.recv_window_ms + RECV_WINDOW_MARGIN_MS
+        wait_ms = deadline - self.http.now_ms()
+        if wait_ms > 0:
+            await asyncio.sleep(wait_ms / 1000)
+        return await self.find_order(symbol, order_link_id=order_link_id)
 
 
 def _one_id(order_id: str | None, order_link_id: str | None) -> dict[str, str]:

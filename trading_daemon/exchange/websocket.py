@@ -53,6 +53,18 @@ from trading_daemon.exchange.messages import (
     BybitWsTrades,
     BybitWsWallet,
 )
+from trading_daemon.exchange.parsing import (
+    parse_ws_executions,
+    parse_ws_orders,
+    parse_ws_positions,
+    parse_ws_wallet,
+)
+from trading_daemon.exchange.records import (
+    BybitExecutionReport,
+    BybitOrderReport,
+    BybitPositionReport,
+    BybitWalletBalance,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -507,3 +519,42 @@ class BybitPrivateWebSocket(BybitWebSocket):
         ):
             if handler is not None:
                 await self.subscribe([topic], handler)
+
+    async def subscribe_private_reports(
+        self,
+        *,
+        on_orders: Callable[[list[BybitOrderReport]], Awaitable[None] | None] | None = None,
+        on_executions: Callable[[list[BybitExecutionReport]], Awaitable[None] | None] | None = None,
+        on_positions: Callable[[list[BybitPositionReport]], Awaitable[None] | None] | None = None,
+        on_wallet: Callable[[list[BybitWalletBalance]], Awaitable[None] | None] | None = None,
+        on_unreadable: Callable[[str, str], Awaitable[None] | None] | None = None,
+    ) -> None:
+        """Like `subscribe_private`, with each message parsed into records (`parse_ws_*`): orders with their
+        conditional/TP-SL fields, executions of every `execType`, positions with their TP/SL, balances.
+
+        A message whose data cannot be parsed is dropped like any unreadable frame (counted, logged) and
+        `on_unreadable(topic, error)` is told: the private stream is not replayed, so the owner should
+        reconcile over REST.
+        """
+
+        def parsed(topic: str, parse: Callable[[Any], list[Any]], handler: Callable[[Any], Any]) -> Handler:
+            async def handle(message: Any) -> None:
+                try:
+                    records = parse(message)
+                except (ValueError, ArithmeticError) as exc:
+                    self._drop("unparseable_data", topic, "", str(exc))
+                    if on_unreadable is not None:
+                        await _maybe_await(on_unreadable(topic, str(exc)))
+                    return
+                await _maybe_await(handler(records))
+
+            return handle
+
+        for topic, parse, handler in (
+            ("order", parse_ws_orders, on_orders),
+            ("execution", parse_ws_executions, on_executions),
+            ("position", parse_ws_positions, on_positions),
+            ("wallet", parse_ws_wallet, on_wallet),
+        ):
+            if handler is not None:
+                await self.subscribe([topic], parsed(topic, parse, handler))

@@ -5,7 +5,8 @@ Per symbol it subscribes `orderbook.50`, `publicTrade` and `kline.1` (docs/featu
 the live features); a sink that raises is logged and counted and stops neither the others nor the feed. A
 gap or a crossed book asks the socket for a fresh snapshot; a dropped connection marks every book invalid
 at once, before the resubscription whose snapshots make them valid again. A grace timer emits the rows of
-quiet symbols, and no error of one symbol stops it.
+quiet symbols, and no error of one symbol stops it. Book sinks (`BookSink`, the manipulation detectors)
+also get every applied order-book message, for what 1 s rows are too coarse to show.
 
 What the venue sends is checked before anything of it is applied: a book level whose price is not finite
 and > 0 or whose size is not finite and >= 0, a trade or a kline that is no trade or candle, makes its whole
@@ -42,7 +43,7 @@ from trading_daemon.errors import Backoff, classify
 from trading_daemon.exchange.messages import BybitWsKlines, BybitWsOrderbook, BybitWsTrades
 from trading_daemon.exchange.parsing import parse_ws_klines, parse_ws_trades
 from trading_daemon.market.candles import CandleStore
-from trading_daemon.market.orderbook import Level
+from trading_daemon.market.orderbook import DeltaOutcome, Level
 from trading_daemon.market.snapshot_builder import RawSnapshotBuilder
 from trading_daemon.observability.metrics import DaemonMetrics
 
@@ -60,6 +61,22 @@ class MarketSink(Protocol):
     def submit_rows(self, rows: Sequence[RawSnapshotRow]) -> None: ...
     def submit_trades(self, trades: Sequence[PublicTrade]) -> None: ...
     def submit_candles(self, candles: Sequence[Candle]) -> None: ...
+
+
+class BookSink(Protocol):
+    """Where each applied order-book message goes, for consumers that need the book finer than rows.
+
+    The manipulation detectors (`trading_daemon.detection`) follow single large orders from one 20 ms
+    push to the next, which 1 s rows cannot show (a spoof often lives well under a second). Called with
+    the message's levels as parsed (size 0 deletes a price) after the builder applied it: every
+    snapshot, and every delta that applied cleanly. A delta that was dropped, found a gap or left the
+    book crossed is not passed on, so a sink's copy of the book stays equal to the builder's until the
+    snapshot that follows a resync, which replaces it (`snapshot=True`).
+    """
+
+    def submit_book(
+        self, symbol: str, ts_ms: int, bids: Sequence[Level], asks: Sequence[Level], *, snapshot: bool
+    ) -> None: ...
 
 
 class PublicStream(Protocol):
@@ -114,6 +131,7 @@ class MarketFeed:
         *,
         exchange_now_ms: Callable[[], int],
         metrics: DaemonMetrics | None = None,
+        book_sinks: Sequence[BookSink] = (),
     ) -> None:
         backfill_min_interval_s = config.backfill_min_interval_s
         backfill_max_interval_s = config.backfill_max_interval_s
@@ -128,6 +146,7 @@ class MarketFeed:
         self.stream = stream
         self.candles_rest = candles_rest
         self.sinks = list(sinks)
+        self.book_sinks = list(book_sinks)
         self.exchange_now_ms = exchange_now_ms
         self.metrics = metrics
         self.candles = {s: CandleStore(s) for s in self.symbols}
@@ -225,9 +244,12 @@ class MarketFeed:
             return
         if msg.type == "snapshot":
             self._emit(builder, builder.on_book_snapshot(bids, asks, data.u, msg.ts))
+            self._fan_out_book(data.s, msg.ts, bids, asks, snapshot=True)
             return
         rows, outcome = builder.on_book_delta(bids, asks, data.u, msg.ts)
         self._emit(builder, rows)
+        if outcome is DeltaOutcome.APPLIED:
+            self._fan_out_book(data.s, msg.ts, bids, asks, snapshot=False)
         if outcome.needs_resync:
             log.warning("order book resync", symbol=data.s, outcome=outcome.value, u=data.u)
             self._resync_book(data.s)
@@ -405,6 +427,19 @@ class MarketFeed:
                 log.exception("market sink failed", sink=name, kind=kind, items=n)
                 if self.metrics is not None:
                     self.metrics.market_sink_errors.labels(sink=name, kind=kind).inc()
+
+    def _fan_out_book(
+        self, symbol: str, ts_ms: int, bids: list[Level], asks: list[Level], *, snapshot: bool
+    ) -> None:
+        """An applied book message to every book sink; one that raises is logged and counted."""
+        for sink in self.book_sinks:
+            try:
+                sink.submit_book(symbol, ts_ms, bids, asks, snapshot=snapshot)
+            except Exception:
+                name = type(sink).__name__
+                log.exception("market sink failed", sink=name, kind="book", symbol=symbol)
+                if self.metrics is not None:
+                    self.metrics.market_sink_errors.labels(sink=name, kind="book").inc()
 
     def _count(self, topic: str) -> None:
         if self.metrics is not None:

@@ -25,6 +25,7 @@ __all__ = ["BREAKER_STATE_VALUES", "CONTENT_TYPE_LATEST", "DaemonMetrics", "rend
 BREAKER_STATE_VALUES: dict[str, float] = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 _WAIT_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_INFERENCE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class DaemonMetrics:
@@ -156,6 +157,121 @@ class DaemonMetrics:
         )
         self.rows_recorded = Counter(
             "rows_recorded", "Rows written to the database, by table.", ["table"], namespace=ns, registry=reg
+        )
+        # -- decisions: the ML gate, risk, the decision engine (issue 12) --
+        self.ml_row_fallbacks = Counter(
+            "ml_row_fallbacks",
+            "Rows without a production-model view, by reason (no_model, stale_model, no_window, inference_*).",
+            ["reason"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.ml_inference_seconds = Histogram(
+            "ml_inference_seconds",
+            "Model inference time per row as the decision engine waits for it (queueing included), by role.",
+            ["role"],
+            namespace=ns,
+            registry=reg,
+            buckets=_INFERENCE_BUCKETS,
+        )
+        self.ml_validations = Counter(
+            "ml_validations",
+            "Consensus signals validated by the ML gate, by verdict (agree, disagree, neutral, fallback).",
+            ["verdict"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.ml_agreement_rate = Gauge(
+            "ml_agreement_rate",
+            "Share of the recent validations with a model view in which the model agreed with the consensus.",
+            namespace=ns,
+            registry=reg,
+        )
+        self.ml_fallback_rate = Gauge(
+            "ml_fallback_rate",
+            "Share of the recent validations decided by the consensus alone (no usable model view).",
+            namespace=ns,
+            registry=reg,
+        )
+        self.ml_model_loads = Counter(
+            "ml_model_loads",
+            "Model versions the gate loaded or refused, by role (production, shadow) and outcome.",
+            ["role", "outcome"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.ml_model_info = Gauge(
+            "ml_model_info",
+            "The served model versions (value: the version's training time, Unix seconds), by role.",
+            ["role", "version"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.risk_rejections = Counter(
+            "risk_rejections",
+            "Intents refused by the risk manager, by the rule that refused them.",
+            ["rule"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.entries_halted = Gauge(
+            "entries_halted",
+            "1 while new entries in the symbol are halted by a health or loss rule, else 0.",
+            ["symbol"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "decisions",
+            "Rows decided, by what became of them (no_signal, blocked, vetoed, not_traded, sent, refused, ...).",
+            ["outcome"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.decision_latency_seconds = Histogram(
+            "decision_latency_seconds",
+            "From a row's arrival to its signal (features, model, strategies, risk) and to the submitted order.",
+            ["stage"],
+            namespace=ns,
+            registry=reg,
+            buckets=_INFERENCE_BUCKETS,
+        )
+        # strategies (trading_daemon.strategies)
+        self.strategy_signals = Counter(
+            "strategy_signals",
+            "New strategy and consensus signals, by strategy, action and outcome (sent, below_cost).",
+            ["strategy", "action", "outcome"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.strategy_errors = Counter(
+            "strategy_errors",
+            "Rows on which a strategy raised (it is left out of that row's consensus).",
+            ["strategy"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.consensus_evaluations = Counter(
+            "consensus_evaluations",
+            "Rows evaluated by the strategy manager, by outcome (signal, below_cost, none, no_votes).",
+            ["outcome"],
+            namespace=ns,
+            registry=reg,
+        )
+        # detection (trading_daemon.detection)
+        self.detections = Counter(
+            "detections",
+            "Detections by symbol and kind (spoofing, layering, breakout); a repeated spoof extends one.",
+            ["symbol", "kind"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.detector_errors = Counter(
+            "detector_errors",
+            "Inputs a detector failed on (logged; detection carries on with the next message).",
+            ["symbol"],
+            namespace=ns,
+            registry=reg,
         )
 
     def record_market_message(self, topic: str) -> None:

@@ -46,6 +46,8 @@ _log = structlog.stdlib.get_logger(__name__)
 RATE_LIMIT_FALLBACK_SECONDS = 2.0
 # §1.5: the per-UID limit is a rolling 1-second window; an exhausted window frees up within it.
 EXCHANGE_WINDOW_SECONDS = 1.0
+# Waited beyond a reset timestamp (see update_from_headers).
+RESET_GUARD_SECONDS = 0.02
 # §1.5: an HTTP 403 IP ban lifts after about ten minutes.
 IP_BAN_SECONDS = 600.0
 
@@ -238,13 +240,17 @@ class RateLimiter:
         if remaining is None:
             return
         now = self._clock()
-        # The reset is wall-clock epoch ms; translate it onto the monotonic clock.
+        # The reset is wall-clock epoch ms; translate it onto the monotonic clock. A reset in the future is
+        # waited out with a guard for the header's millisecond rounding and for timers that wake within the
+        # loop's clock resolution: a request sent a millisecond before the reset is refused again.
         reset_at = None if reset_ms is None else now + reset_ms / 1000.0 - self._wall_clock()
+        if reset_at is not None:
+            reset_at = reset_at + RESET_GUARD_SECONDS if reset_at > now else None
         if remaining <= 0:
-            until = reset_at if reset_at is not None and reset_at > now else now + EXCHANGE_WINDOW_SECONDS
+            until = reset_at if reset_at is not None else now + EXCHANGE_WINDOW_SECONDS
             b.block(until)
             _log.warning("rate_limit_exhausted", bucket=bucket, blocked_for=round(until - now, 3))
-        elif reset_at is not None and reset_at > now:
+        elif reset_at is not None:
             b.window_remaining = remaining
             b.window_reset = reset_at
 
@@ -280,6 +286,7 @@ def _lower_get(headers: Mapping[str, str], key: str) -> str | None:
         if name.lower() == key:
             return value
     return None
+
 
 
 def _parse_int(value: str | None) -> int | None:

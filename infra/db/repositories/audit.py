@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from infra.db.errors import storage_errors
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms
+from schemas.enums import AuditAction
 from schemas.times import ms_to_datetime, now_ms
 from schemas.trading import AuditEvent
 
@@ -132,6 +133,27 @@ class AuditRepository(AsyncRepository):
         where = "WHERE NOT success" if failures_only else ""
         return await self._query(f"{where} ORDER BY id DESC LIMIT %s", (limit,), conn)
 
+    async def find(
+        self,
+        *,
+        action: AuditAction | None = None,
+        entity_type: str | None = None,
+        limit: int = 100,
+        conn: AsyncConn | None = None,
+    ) -> list[AuditEvent]:
+        """The newest rows of one action and/or entity type, newest first."""
+        if limit <= 0:
+            raise ValueError(f"audit find: limit must be positive, got {limit}")
+        where, params = [], []
+        if action is not None:
+            where.append("action = %s")
+            params.append(str(action))
+        if entity_type is not None:
+            where.append("entity_type = %s")
+            params.append(entity_type)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        return await self._query(f"{clause}ORDER BY id DESC LIMIT %s", (*params, limit), conn)
+
     async def _query(self, tail: str, params: Iterable[Any], conn: AsyncConn | None) -> list[AuditEvent]:
         async with self._tx(conn) as c:
             cur = self._cursor(c)
@@ -183,3 +205,48 @@ def verify_chain(conn: Connection[Any], *, batch_size: int = 5000) -> ChainRepor
             expected_prev = stored_hash
     report.last_hash = expected_prev
     return report
+
+
+def append_sync(conn: Connection[Any], event: AuditEvent) -> AuditEvent:
+    """`AuditRepository.append` for sync callers (the model registry in Dagster and the CLI): the same
+    chain, lock and hash, inside the caller's transaction on ``conn`` (so a promotion and its audit row
+    commit together)."""
+    ts = event.ts or now_ms()
+    with storage_errors(), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
+        pre = cur.execute(
+            """SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id,
+                      (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1) AS prev_hash,
+                      %s::jsonb::text AS old_value, %s::jsonb::text AS new_value,
+                      %s::jsonb::text AS context""",
+            (jsonb(event.old_value), jsonb(event.new_value), jsonb(event.context)),
+        ).fetchone()
+        assert pre is not None  # a SELECT without FROM returns one row
+        row = {
+            "id": pre["id"],
+            "ts": ts,
+            "actor": event.actor,
+            "action": str(event.action),
+            "entity_type": event.entity_type,
+            "entity_id": event.entity_id,
+            "old_value": pre["old_value"],
+            "new_value": pre["new_value"],
+            "reason": event.reason,
+            "success": event.success,
+            "error_message": event.error_message,
+            "context": pre["context"],
+            "trace_id": event.trace_id,
+            "correlation_id": event.correlation_id,
+        }
+        prev = (pre["prev_hash"] or GENESIS_HASH).strip()
+        row["prev_hash"] = prev
+        row["row_hash"] = row_hash(prev, row)
+        cur.execute(
+            """INSERT INTO audit_log (id, ts, actor, action, entity_type, entity_id, old_value, new_value,
+                   reason, success, error_message, context, trace_id, correlation_id, prev_hash, row_hash)
+               VALUES (%(id)s, %(ts_dt)s, %(actor)s, %(action)s, %(entity_type)s, %(entity_id)s,
+                   %(old_value)s::jsonb, %(new_value)s::jsonb, %(reason)s, %(success)s, %(error_message)s,
+                   %(context)s::jsonb, %(trace_id)s, %(correlation_id)s, %(prev_hash)s, %(row_hash)s)""",
+            {**row, "ts_dt": ms_to_datetime(ts)},
+        )
+    return _to_event(row)

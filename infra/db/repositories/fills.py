@@ -12,7 +12,7 @@ from schemas.trading import Fill
 
 _COLUMNS = f"""f.id, f.exec_id, f.order_id, f.client_order_id, f.exchange_order_id, f.symbol,
     f.side::text AS side, f.exec_type::text AS exec_type, f.price, f.quantity, f.fee, f.fee_currency,
-    f.is_maker, {ms("f.executed_at", "ts")}, f.trace_id"""
+    f.is_maker, f.closed_pnl, {ms("f.executed_at", "ts")}, f.trace_id"""
 
 
 def _to_fill(row: dict[str, Any]) -> Fill:
@@ -39,6 +39,7 @@ class FillRepository(AsyncRepository):
             "fee": fill.fee,
             "fee_currency": fill.fee_currency,
             "is_maker": fill.is_maker,
+            "closed_pnl": fill.closed_pnl,
             "executed_at": ms_to_datetime(fill.ts),
             "trace_id": fill.trace_id,
         }
@@ -46,15 +47,33 @@ class FillRepository(AsyncRepository):
             cur = self._cursor(c)
             await cur.execute(
                 """INSERT INTO fills (exec_id, order_id, client_order_id, exchange_order_id, symbol, side, exec_type,
-                       price, quantity, fee, fee_currency, is_maker, executed_at, trace_id)
+                       price, quantity, fee, fee_currency, is_maker, closed_pnl, executed_at, trace_id)
                    VALUES (%(exec_id)s,
                        COALESCE(%(order_id)s, (SELECT id FROM orders WHERE client_order_id = %(coid)s)),
                        %(coid)s, %(exchange_order_id)s, %(symbol)s, %(side)s, %(exec_type)s, %(price)s,
-                       %(quantity)s, %(fee)s, %(fee_currency)s, %(is_maker)s, %(executed_at)s, %(trace_id)s)
+                       %(quantity)s, %(fee)s, %(fee_currency)s, %(is_maker)s, %(closed_pnl)s, %(executed_at)s,
+                       %(trace_id)s)
                    ON CONFLICT (exec_id) DO NOTHING""",
                 params,
             )
             return bool(cur.rowcount == 1)
+
+    async def latest_ts(self, *, conn: AsyncConn | None = None) -> int | None:
+        """The execution time of the newest stored fill or funding payment (where reconciliation resumes)."""
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(f"SELECT {ms('max(executed_at)', 'ts')} FROM fills")
+            row = await cur.fetchone()
+        return None if row is None else row["ts"]
+
+    async def known_exec_ids(self, exec_ids: list[str], *, conn: AsyncConn | None = None) -> set[str]:
+        """Which of `exec_ids` are stored already."""
+        if not exec_ids:
+            return set()
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute("SELECT exec_id FROM fills WHERE exec_id = ANY(%s)", (exec_ids,))
+            return {r["exec_id"] for r in await cur.fetchall()}
 
     async def by_order(self, client_order_id: str, *, conn: AsyncConn | None = None) -> list[Fill]:
         return await self._query("f.client_order_id = %(coid)s", {"coid": client_order_id}, conn)

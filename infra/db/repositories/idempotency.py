@@ -61,6 +61,11 @@ class IdempotencyRepository(AsyncRepository):
                 ("failed" if failed else "completed", jsonb(result), key),
             )
 
+    async def release(self, key: str, *, conn: AsyncConn | None = None) -> None:
+        """Give up a claim whose operation failed before it did anything, so that a retry may run."""
+        async with self._tx(conn) as c:
+            await c.execute("DELETE FROM idempotency_keys WHERE key = %s AND status = 'in_progress'", (key,))
+
     async def get(self, key: str, *, conn: AsyncConn | None = None) -> IdempotencyRecord | None:
         """The unexpired record for `key`, if any."""
         async with self._tx(conn) as c:

@@ -18,8 +18,8 @@ LIVE_STATUSES = (OrderStatus.PENDING, OrderStatus.PLACED, OrderStatus.PARTIALLY_
 _COLUMNS = f"""o.id, o.client_order_id, o.exchange_order_id, o.symbol, o.side::text AS side,
     o.order_type::text AS order_type, o.time_in_force::text AS time_in_force, o.quantity, o.price,
     o.filled_quantity, o.avg_fill_price, o.reduce_only, o.status::text AS status, o.stop_loss, o.take_profit,
-    o.position_id, o.reason, o.error_message, o.signal_data, o.trace_id, o.version,
-    {ms("o.created_at")}, {ms("o.updated_at")}"""
+    o.position_id, o.reason, o.error_message, o.signal_data, o.trace_id, o.intent_id, o.attempt,
+    {ms("o.sent_at")}, o.version, {ms("o.created_at")}, {ms("o.updated_at")}"""
 
 
 def _to_order(row: dict[str, Any]) -> Order:
@@ -52,11 +52,18 @@ class OrderRepository(AsyncRepository):
             "error_message": order.error_message,
             "signal_data": jsonb(order.signal_data),
             "trace_id": order.trace_id,
+            "intent_id": order.intent_id,
+            "attempt": order.attempt,
         }
         async with self._tx(conn) as c:
             cur = self._cursor(c)
             with storage_errors(
                 duplicate=f"an order with client_order_id {order.client_order_id!r} already exists"
+                + (
+                    ""
+                    if order.intent_id is None
+                    else f" (intent {order.intent_id!r}, attempt {order.attempt})"
+                )
             ):
                 await cur.execute(
                     f"""WITH o AS (
@@ -84,6 +91,50 @@ class OrderRepository(AsyncRepository):
             )
             row = await cur.fetchone()
         return None if row is None else _to_order(row)
+
+    async def get_by_intent(self, intent_id: str, *, conn: AsyncConn | None = None) -> list[Order]:
+        """Every attempt at one intent, first attempt first."""
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM orders o WHERE o.intent_id = %s ORDER BY o.attempt", (intent_id,)
+            )
+            return [_to_order(r) for r in await cur.fetchall()]
+
+    async def get_by_exchange_order_id(
+        self, exchange_order_id: str, *, conn: AsyncConn | None = None
+    ) -> Order | None:
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM orders o WHERE o.exchange_order_id = %s", (exchange_order_id,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else _to_order(row)
+
+    async def mark_sent(self, client_order_id: str, sent_ms: int, *, conn: AsyncConn | None = None) -> None:
+        """Record that the order is about to go on the wire (written before the request leaves).
+
+        Bookkeeping, not a state change: no version bump, no event. After a restart it bounds when the
+        last request can have been signed, which the ambiguous-outcome rule waits out.
+        """
+        async with self._tx(conn) as c:
+            cur = await c.execute(
+                f"UPDATE orders SET sent_at = {ms_param('sent')} WHERE client_order_id = %(coid)s",
+                {"sent": sent_ms, "coid": client_order_id},
+            )
+            if cur.rowcount != 1:
+                raise NotFound(f"no order with client_order_id {client_order_id!r}")
+
+    async def link_position(
+        self, client_order_id: str, position_id: int, *, conn: AsyncConn | None = None
+    ) -> None:
+        """Attach the order to the position it opens, adds to or closes (no version bump)."""
+        async with self._tx(conn) as c:
+            await c.execute(
+                "UPDATE orders SET position_id = %s WHERE client_order_id = %s",
+                (position_id, client_order_id),
+            )
 
     async def update_status(
         self,
@@ -146,6 +197,45 @@ class OrderRepository(AsyncRepository):
             )
         return _to_order(row)
 
+    async def amend(
+        self,
+        client_order_id: str,
+        *,
+        expected_version: int,
+        quantity: Decimal | None = None,
+        price: Decimal | None = None,
+        reason: str | None = None,
+        trace_id: str | None = None,
+        conn: AsyncConn | None = None,
+    ) -> Order:
+        """Change the quantity and/or price of a working order (its status stays; the event records it)."""
+        params = {"coid": client_order_id, "version": expected_version, "qty": quantity, "price": price}
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(
+                f"""WITH o AS (
+                      UPDATE orders SET version = version + 1, updated_at = now(),
+                          quantity = COALESCE(%(qty)s, quantity), price = COALESCE(%(price)s, price)
+                      WHERE client_order_id = %(coid)s AND version = %(version)s
+                      RETURNING *)
+                    SELECT {_COLUMNS} FROM o""",
+                params,
+            )
+            row = await cur.fetchone()
+            if row is None:
+                await cur.execute("SELECT version FROM orders WHERE client_order_id = %s", (client_order_id,))
+                found = await cur.fetchone()
+                if found is None:
+                    raise NotFound(f"no order with client_order_id {client_order_id!r}")
+                raise VersionConflict("order", client_order_id, expected_version, found["version"])
+            details = {"amend": {"quantity": _text(quantity), "price": _text(price)}}
+            await cur.execute(
+                """INSERT INTO order_events (order_id, from_status, to_status, reason, trace_id, details)
+                   VALUES (%s, %s, %s, %s, %s, %s)""",
+                (row["id"], row["status"], row["status"], reason or "amended", trace_id, jsonb(details)),
+            )
+        return _to_order(row)
+
     async def find(
         self,
         *,
@@ -204,3 +294,7 @@ class OrderRepository(AsyncRepository):
             )
             rows = await cur.fetchall()
         return [msgspec.convert(r, OrderEvent) for r in rows]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")

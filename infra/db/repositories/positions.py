@@ -90,6 +90,13 @@ class PositionRepository(AsyncRepository):
         """The symbol's position that is not Closed, if any."""
         return await self._one("p.symbol = %s AND p.status <> 'Closed'", (symbol,), conn)
 
+    async def list_live(self, *, conn: AsyncConn | None = None) -> list[Position]:
+        """Every position that is not Closed (at most one per symbol)."""
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(f"SELECT {_COLUMNS} FROM positions p WHERE p.status <> 'Closed' ORDER BY p.id")
+            return [_to_position(r) for r in await cur.fetchall()]
+
     async def _one(self, where: str, params: tuple[Any, ...], conn: AsyncConn | None) -> Position | None:
         async with self._tx(conn) as c:
             cur = self._cursor(c)

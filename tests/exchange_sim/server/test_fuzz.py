@@ -68,6 +68,13 @@ VALID: dict[str, dict[str, Any]] = {
         "buyLeverage": "10",
         "sellLeverage": "10",
     },
+    "/v5/position/trading-stop": {
+        "category": "linear",
+        "symbol": "BTCUSDT",
+        "tpslMode": "Full",
+        "positionIdx": 0,
+        "stopLoss": "60000",
+    },
     "/v5/account/wallet-balance": {"accountType": "UNIFIED"},
     "/v5/account/fee-rate": {"category": "linear", "symbol": "BTCUSDT"},
     "/v5/account/info": {},
@@ -78,6 +85,8 @@ PARAM_NAMES = sorted({name for params in VALID.values() for name in params} | {
     "cursor", "startTime", "endTime", "start", "end", "openOnly", "orderId", "settleCoin", "baseCoin",
     "reduceOnly", "closeOnTrigger", "orderLinkId", "execType", "orderStatus", "slippageTolerance",
     "slippageToleranceType", "triggerPrice", "smpType", "status", "coin", "orderFilter",
+    "triggerDirection", "triggerBy", "takeProfit", "tpTriggerBy", "tpOrderType", "tpLimitPrice", "tpSize",
+    "stopOrderType",
 })  # fmt: skip
 # Strings that look like numbers, cursors or flags to a lenient parser.
 TRICKY = [

@@ -80,7 +80,7 @@ def test_db_migrate_and_status_commands_say_why_plain(unloaded_db: Database) -> 
 
     up = run("migrate")
     assert up.returncode == 0, up.stderr
-    assert up.stdout.strip().endswith("base -> 0001")
+    assert up.stdout.strip().endswith(f"base -> {migrate.head_revision()}")
     status = run("status")
     assert status.returncode == 0, status.stderr
     text = " ".join(status.stdout.split())  # rich wraps long lines

@@ -77,7 +77,7 @@ async def test_rows_survive_an_outage_exactly_once_and_in_order(
         await asyncio.sleep(1.0)
         assert rec.state == "writing" and rec.stats().rows_written > 0
         await _stop(embedded_server)
-        await wait_until(lambda: rec.state == "spooling", 15, "spooling after the server stopped")
+        await wait_until(lambda: rec.state == "spooling", 45, "spooling after the server stopped")
         await asyncio.sleep(outage_s)
         mid = rec.stats()
         assert mid.state == "spooling" and not mid.db_up

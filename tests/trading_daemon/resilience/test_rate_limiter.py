@@ -8,6 +8,7 @@ import pytest
 from trading_daemon.resilience.rate_limiter import (
     BYBIT_BUCKETS,
     RATE_LIMIT_FALLBACK_SECONDS,
+    RESET_GUARD_SECONDS,
     BucketSpec,
     RateLimiter,
     RateLimitExceeded,
@@ -126,10 +127,10 @@ async def test_headers_status_zero_blocks_until_reset() -> None:
         {"X-Bapi-Limit": "10", "X-Bapi-Limit-Status": "0", "X-Bapi-Limit-Reset-Timestamp": str(reset_ms)},
     )
     assert not await rl.acquire("rest_trade", max_wait=0)
-    assert rl.get_wait_time("rest_trade") == pytest.approx(0.4)
+    assert rl.get_wait_time("rest_trade") == pytest.approx(0.4 + RESET_GUARD_SECONDS)
     assert rl.get_status("rest_trade")["exchange_limit"] == 10
     assert await rl.acquire("rest_trade")
-    assert clock.now == pytest.approx(0.4)
+    assert clock.now == pytest.approx(0.4 + RESET_GUARD_SECONDS)
 
 
 async def test_headers_remaining_caps_requests_until_reset() -> None:
@@ -142,7 +143,9 @@ async def test_headers_remaining_caps_requests_until_reset() -> None:
     assert await rl.acquire("rest_account", max_wait=0)
     assert await rl.acquire("rest_account", max_wait=0)
     assert not await rl.acquire("rest_account", max_wait=0)
-    clock.now = 0.5
+    clock.now = 0.5  # the reset, not yet past its guard
+    assert not await rl.acquire("rest_account", max_wait=0)
+    clock.now = 0.5 + RESET_GUARD_SECONDS
     assert await rl.acquire("rest_account", max_wait=0)
 
 

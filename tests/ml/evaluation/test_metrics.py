@@ -1,4 +1,4 @@
-"""Evaluation: per-horizon metrics against direct computation, the report, and the promotion rule."""
+"""Evaluation metrics (ml.evaluation.metrics): per-horizon metrics against direct computation, the report, and the promotion rule."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_report_rows_dict_and_text() -> None:
     assert set(d["models"]) == {"hybrid_cnn_lstm", "majority"}
     assert d["models"]["majority"]["30s"]["accuracy"] == report.rows["majority"][1].accuracy
     flat = report.metrics("hybrid_cnn_lstm")
-    assert set(flat) == {f"{m}_{h}s" for m in ("accuracy", "macro_f1", "log_loss") for h in HORIZONS}
+    assert set(flat) == {f"{m}_{h}s" for m in ("accuracy", "macro_f1", "log_loss", "ece") for h in HORIZONS}
     assert flat[PROMOTION_METRIC] == report.rows["hybrid_cnn_lstm"][0].macro_f1
     text = report.render()
     assert len(text.splitlines()) == 2 + 6
@@ -132,3 +132,16 @@ def test_beats_is_strict_and_knows_which_way_is_better() -> None:
         beats({"accuracy_10s": 0.5}, prod, metric="accuracy_10s")
     with pytest.raises(ValueError, match="not finite"):
         beats({"macro_f1_10s": float("nan")}, prod)
+
+
+def test_ece_of_calibrated_and_overconfident_predictions() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    top = rng.uniform(0.4, 0.95, n)
+    proba = np.stack([top, (1 - top) / 2, (1 - top) / 2], axis=1)
+    hit = rng.random(n) < top  # right exactly as often as it says
+    y = np.where(hit, 0, rng.integers(1, 3, n))
+    calibrated = horizon_metrics(proba[:, None, :], y[:, None], (10,))[0].ece
+    y_over = np.where(rng.random(n) < top - 0.2, 0, rng.integers(1, 3, n))  # right 20 points less often
+    over = horizon_metrics(proba[:, None, :], y_over[:, None], (10,))[0].ece
+    assert calibrated < 0.02 and over == pytest.approx(0.2, abs=0.02)

@@ -8,7 +8,10 @@ Inputs everywhere: probabilities (n, H, 3) ordered down/flat/up and true classes
   predictions (sklearn's default label set; a class nobody predicts and nobody has is not averaged in);
   a class predicted but never true scores 0 rather than warning;
 * log-loss: mean −ln p(true class) with each row clipped to [1e-15, 1] and renormalised (so a confident
-  miss costs ln(1e15) ≈ 34.5 instead of infinity), over all three classes even when one is absent.
+  miss costs ln(1e15) ≈ 34.5 instead of infinity), over all three classes even when one is absent;
+* expected calibration error (ECE): the top-label ECE over ``ECE_BINS`` (15) equal-width bins of the
+  predicted class's probability, Σ_b (n_b/n)·|accuracy_b − mean probability_b| (Guo et al. 2017); the
+  same on a binary confidence (``binary_ece``: the confidence head against "the direction was right").
 
 Promotion (``beats``): the agreed metric is the **10 s macro-F1 on the test fold** (``PROMOTION_METRIC``):
 it weighs the rare up/down classes as much as the frequent flat one, which accuracy does not, and the 10 s
@@ -30,8 +33,9 @@ from schemas.model import N_CLASSES
 
 PROBA_CLIP = 1e-15
 PROMOTION_METRIC = "macro_f1_10s"
-METRICS = ("accuracy", "macro_f1", "log_loss")
-LOWER_IS_BETTER = frozenset({"log_loss"})
+METRICS = ("accuracy", "macro_f1", "log_loss", "ece")
+LOWER_IS_BETTER = frozenset({"log_loss", "ece"})
+ECE_BINS = 15
 
 
 def _check(proba: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +60,40 @@ def clip_probabilities(proba: np.ndarray) -> np.ndarray:
     return np.asarray(p / p.sum(axis=-1, keepdims=True))
 
 
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """(n_bins, 3): per equal-width bin of ``confidence`` in [0, 1], the count, the sum of confidences and
+    the number correct (the reliability diagram's data; the last bin includes 1.0)."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    idx = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    out = np.zeros((n_bins, 3))
+    out[:, 0] = np.bincount(idx, minlength=n_bins)
+    out[:, 1] = np.bincount(idx, weights=conf, minlength=n_bins)
+    out[:, 2] = np.bincount(idx, weights=hit, minlength=n_bins)
+    return out
+
+
+def ece_from_bins(bins: np.ndarray) -> np.ndarray:
+    """ECE from :func:`calibration_bins` output, over the last two axes (…, n_bins, 3): bins may be summed
+    over bootstrap blocks first. Σ_b n_b·|acc_b − conf_b| / n = Σ_b |correct_b − Σconf_b| / n."""
+    n = bins[..., 0].sum(axis=-1)
+    gap = np.abs(bins[..., 2] - bins[..., 1]).sum(axis=-1)
+    return np.asarray(gap / np.maximum(n, 1))
+
+
+def expected_calibration_error(proba_h: np.ndarray, y_true_h: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE of one horizon's (n, 3) probabilities against the true classes (module docstring)."""
+    p = clip_probabilities(proba_h)
+    pred = p.argmax(axis=1)
+    return float(ece_from_bins(calibration_bins(p.max(axis=1), pred == np.asarray(y_true_h), n_bins)))
+
+
+def binary_ece(confidence: np.ndarray, outcome: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE of a probability of a binary event (the confidence head) against the outcomes (0/1)."""
+    conf = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
+    return float(ece_from_bins(calibration_bins(conf, np.asarray(outcome, dtype=np.float64), n_bins)))
+
+
 @dataclass(frozen=True)
 class HorizonMetrics:
     """The metrics of one model at one horizon."""
@@ -65,13 +103,20 @@ class HorizonMetrics:
     accuracy: float
     macro_f1: float
     log_loss: float
+    ece: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
-        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "log_loss": self.log_loss, "n": self.n}
+        return {
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "log_loss": self.log_loss,
+            "ece": self.ece,
+            "n": self.n,
+        }
 
 
 def horizon_metrics(proba: np.ndarray, y_true: np.ndarray, horizons_s: Sequence[int]) -> list[HorizonMetrics]:
-    """Accuracy, macro-F1 and log-loss for each horizon (module docstring for the exact definitions)."""
+    """Accuracy, macro-F1, log-loss and ECE for each horizon (module docstring for the exact definitions)."""
     p, y = _check(proba, y_true)
     if len(horizons_s) != p.shape[1]:
         raise ValueError(f"{len(horizons_s)} horizons named for {p.shape[1]} columns of probabilities")
@@ -86,13 +131,15 @@ def horizon_metrics(proba: np.ndarray, y_true: np.ndarray, horizons_s: Sequence[
                 accuracy=float(accuracy_score(yk, pred)),
                 macro_f1=float(f1_score(yk, pred, average="macro", zero_division=0.0)),
                 log_loss=float(log_loss(yk, pk, labels=[0, 1, 2])),
+                ece=expected_calibration_error(pk, yk),
             )
         )
     return out
 
 
 def flat_metrics(rows: Sequence[HorizonMetrics]) -> dict[str, float]:
-    """``{"accuracy_10s": …, "macro_f1_10s": …, "log_loss_10s": …, …}`` — the form of ModelManifest.metrics."""
+    """``{"accuracy_10s": …, "macro_f1_10s": …, "log_loss_10s": …, "ece_10s": …, …}`` — the form of
+    ModelManifest.metrics."""
     return {f"{m}_{r.horizon_s}s": float(getattr(r, m)) for r in rows for m in METRICS}
 
 
@@ -127,13 +174,13 @@ class EvaluationReport:
 
     def render(self) -> str:
         """A plain text table, one line per model × horizon."""
-        header = f"{'model':<24} {'horizon':>7} {'n':>8} {'accuracy':>9} {'macro_f1':>9} {'log_loss':>9}"
+        header = f"{'model':<24} {'horizon':>7} {'n':>8} {'accuracy':>9} {'macro_f1':>9} {'log_loss':>9} {'ece':>7}"
         lines = [header, "-" * len(header)]
         for name, rows in self.rows.items():
             for r in rows:
                 lines.append(
                     f"{name:<24} {str(r.horizon_s) + 's':>7} {r.n:>8} {r.accuracy:>9.4f} "
-                    f"{r.macro_f1:>9.4f} {r.log_loss:>9.4f}"
+                    f"{r.macro_f1:>9.4f} {r.log_loss:>9.4f} {r.ece:>7.4f}"
                 )
         return "\n".join(lines)
 

@@ -1,0 +1,1 @@
+"""Assets by stage, one module each: market_data, features, training, monitoring."""
