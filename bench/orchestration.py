@@ -7,7 +7,7 @@ The projection scales the per-partition assets by the partitions of a day (24 ho
 training assets by the rows of a day's window (their cost is linear in rows at a fixed epoch count; early
 stopping only shortens it). One torch and one BLAS thread, as everywhere on this shared machine.
 
-    python -m bench.orchestration --hours 6 [--epochs 12]   # BENCH_ORCHESTRATION_HOURS for `make bench`
+    python -m bench.orchestration --hours 6 [--epochs 12] [--executor in_process|multiprocess|celery]   # BENCH_ORCHESTRATION_HOURS for `make bench`
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -39,6 +41,9 @@ HOUR_MS = 3_600_000
 DAY_PARTITIONS = 24
 PER_PARTITION = ("raw_snapshots", "labelled_features", "drift_report")
 TRAINING = ("training_dataset", "model_candidate", "model_evaluation")
+EXECUTORS = ("in_process", "multiprocess", "celery")
+CELERY_BROKER = "redis://127.0.0.1:6379/14"  # a database of its own, emptied before and after
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # step processes
 
 
 @contextlib.contextmanager
@@ -55,7 +60,12 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run(hours: int | None = None, epochs: int | None = None) -> dict[str, Any]:
+def run(hours: int | None = None, epochs: int | None = None, executor: str = "in_process") -> dict[str, Any]:
+    """``executor``: in_process (`dg.materialize`, as the demo), or multiprocess / celery (the location's
+    jobs under that DAGSTER_EXECUTOR; celery with two `depthcharge dagster worker` processes on the
+    machine's Redis, database CELERY_DB)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     hours = hours or int(os.environ.get("BENCH_ORCHESTRATION_HOURS", "1"))
     root = Path(tempfile.mkdtemp(prefix="dc-bench-dagster-"))
     server = EmbeddedPostgres(root / "pg").start()
@@ -66,6 +76,8 @@ def run(hours: int | None = None, epochs: int | None = None) -> dict[str, Any]:
         db = admin.with_dbname("bench")
         migrate.upgrade(db)
         overrides: dict[str, Any] = {"TRAINING_WINDOW_PARTITIONS": hours}
+        if executor != "in_process":
+            overrides |= {"DAGSTER_EXECUTOR": executor, "CELERY_BROKER_URL": CELERY_BROKER}
         if epochs is not None:
             overrides["TRAINING_EPOCHS"] = epochs
         settings = load_settings(
@@ -81,9 +93,10 @@ def run(hours: int | None = None, epochs: int | None = None) -> dict[str, Any]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            with _environment(dagster_environment(settings, db)), threadpool_limits(limits=1):
+            env = {**dagster_environment(settings, db), **ONE_THREAD}
+            with _environment(env), threadpool_limits(limits=1), _workers(executor, root):
                 result = _materialise(
-                    hours, settings.orchestration.training_profile, settings.training_epochs
+                    hours, settings.orchestration.training_profile, settings.training_epochs, executor
                 )
         finally:
             torch.set_num_threads(threads)
@@ -95,7 +108,37 @@ def run(hours: int | None = None, epochs: int | None = None) -> dict[str, Any]:
     return result
 
 
-def _materialise(hours: int, profile: str, epochs: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def _workers(executor: str, root: Path) -> Iterator[None]:
+    """Two Celery workers for the celery executor, started and stopped here (nothing otherwise)."""
+    if executor != "celery":
+        yield
+        return
+    import redis
+
+    redis.Redis.from_url(CELERY_BROKER).flushdb()
+    workers = []
+    try:
+        for name in ("bench1", "bench2"):
+            log = root / f"{name}.log"
+            with log.open("wb") as out:
+                command = [sys.executable, "-m", "depthcharge", "dagster", "worker", "--name", name]
+                workers.append((subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log))
+        for worker, log in workers:
+            while b"ready." not in log.read_bytes():
+                if worker.poll() is not None:
+                    raise RuntimeError(f"a Celery worker exited:\n{log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield
+    finally:
+        for worker, _ in workers:
+            worker.terminate()
+        for worker, _ in workers:
+            worker.wait(timeout=60)
+        redis.Redis.from_url(CELERY_BROKER).flushdb()
+
+
+def _materialise(hours: int, profile: str, epochs: int, executor: str) -> dict[str, Any]:
     import dagster as dg
 
     from orchestration.definitions import defs  # after the environment: the location reads it at import
@@ -107,7 +150,14 @@ def _materialise(hours: int, profile: str, epochs: int) -> dict[str, Any]:
     time_keys = TIME_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
     with dg.DagsterInstance.get() as instance:
         began = time.perf_counter()
-        graph = materialise_graph(defs, instance, time_keys, SYMBOLS, before_drift=_promote_if_refused)
+        graph = materialise_graph(
+            defs,
+            instance,
+            time_keys,
+            SYMBOLS,
+            jobs=executor != "in_process",
+            before_drift=_promote_if_refused,
+        )
         total_s = time.perf_counter() - began
     if not graph.success:
         raise RuntimeError(f"the graph did not materialise:\n{graph.table()}")
@@ -132,7 +182,7 @@ def _materialise(hours: int, profile: str, epochs: int) -> dict[str, Any]:
         "partitions": partitions,
         "training_profile": profile,
         "epochs": epochs,
-        "executor": "in_process (dg.materialize)",
+        "executor": executor,
         "total_s": round(total_s, 1),
         "assets": assets,
         "projected_day_s": round(projected, 1),
@@ -158,7 +208,7 @@ def _promote_if_refused(graph: Any) -> None:
 def _print(result: dict[str, Any]) -> None:
     print(
         f"Dagster graph, {result['hours']} h x {len(result['symbols'])} symbols ({result['partitions']} partitions, "
-        f"{result['training_profile']} model, {result['epochs']} epochs at most), in process:"
+        f"{result['training_profile']} model, {result['epochs']} epochs at most), executor {result['executor']}:"
     )
     print(result["table"])
     print(
@@ -171,5 +221,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--executor", choices=EXECUTORS, default="in_process")
     args = parser.parse_args()
-    run(args.hours, args.epochs)
+    run(args.hours, args.epochs, args.executor)

@@ -1666,7 +1666,9 @@ class Settings(BaseSettings):
     def _mainnet_opted_in(self) -> Settings:
         opt_in = self.live_trading_mainnet.strip()
         if opt_in not in ("", "yes"):
-            raise ValueError(f"LIVE_TRADING_MAINNET must be `yes` or unset, got {self.live_trading_mainnet!r}")
+            raise ValueError(
+                f"LIVE_TRADING_MAINNET must be `yes` or unset, got {self.live_trading_mainnet!r}"
+            )
         if self.exchange_name == "mainnet" and self.trading_enabled and opt_in != "yes":
             raise ValueError(
                 "EXCHANGE=mainnet with TRADING_ENABLED=true trades real money: set LIVE_TRADING_MAINNET=yes "

@@ -107,7 +107,9 @@ def check_features_finite(table: pa.Table, names: Sequence[str]) -> CheckOutcome
         worst = sorted(bad.items(), key=lambda kv: -kv[1])[:5]
         metadata["worst_columns"] = ", ".join(f"{k} ({v})" for k, v in worst)
         return CheckOutcome(
-            False, f"{sum(bad.values())} non-finite values in {len(bad)} features, e.g. {worst[0][0]}", metadata
+            False,
+            f"{sum(bad.values())} non-finite values in {len(bad)} features, e.g. {worst[0][0]}",
+            metadata,
         )
     return CheckOutcome(True, f"all {len(names)} features finite in {table.num_rows} rows", metadata)
 
@@ -121,10 +123,16 @@ def table_spec_hash(table: pa.Table) -> str | None:
 def check_spec_hash(table: pa.Table, expected: str, source: str) -> CheckOutcome:
     """The table's spec hash equals ``expected`` (``source`` says whose hash that is)."""
     found = table_spec_hash(table)
-    metadata: Metadata = {"table_spec_hash": found or "none", "expected_spec_hash": expected, "source": source}
+    metadata: Metadata = {
+        "table_spec_hash": found or "none",
+        "expected_spec_hash": expected,
+        "source": source,
+    }
     if found != expected:
         return CheckOutcome(
-            False, f"features built under spec {found or 'none'}, but {source} serves spec {expected}", metadata
+            False,
+            f"features built under spec {found or 'none'}, but {source} serves spec {expected}",
+            metadata,
         )
     return CheckOutcome(True, f"spec {expected[:12]}… matches {source}", metadata)
 
@@ -132,9 +140,16 @@ def check_spec_hash(table: pa.Table, expected: str, source: str) -> CheckOutcome
 def check_label_coverage(n_rows: int, n_labelled: int, minimum: float) -> CheckOutcome:
     """At least ``minimum`` of ``n_rows`` raw rows carry every label (a partition without rows passes)."""
     coverage = n_labelled / n_rows if n_rows else 1.0
-    metadata: Metadata = {"rows": n_rows, "labelled_rows": n_labelled, "coverage": coverage, "minimum": minimum}
+    metadata: Metadata = {
+        "rows": n_rows,
+        "labelled_rows": n_labelled,
+        "coverage": coverage,
+        "minimum": minimum,
+    }
     if coverage < minimum:
-        return CheckOutcome(False, f"only {coverage:.1%} of {n_rows} rows labelled (minimum {minimum:.0%})", metadata)
+        return CheckOutcome(
+            False, f"only {coverage:.1%} of {n_rows} rows labelled (minimum {minimum:.0%})", metadata
+        )
     return CheckOutcome(True, f"{coverage:.1%} of {n_rows} rows labelled", metadata)
 
 
@@ -168,7 +183,7 @@ def cut_points(n_rows: int, n_cuts: int) -> list[int]:
     """``n_cuts`` row positions spread over a partition, first and last included."""
     if n_rows == 0:
         return []
-    return sorted({int(round(x)) for x in np.linspace(0, n_rows - 1, min(n_cuts, n_rows))})
+    return sorted({round(float(x)) for x in np.linspace(0, n_rows - 1, min(n_cuts, n_rows))})
 
 
 def check_no_lookahead(
@@ -218,7 +233,9 @@ def check_no_lookahead(
             worst = max(worst, float(np.nanmax(diff / scale)) if np.isfinite(diff).any() else np.inf)
             if bad.any():
                 names = [spec.names[j] for j in np.flatnonzero(bad)[:3]]
-                problems.append(f"features {names} at {int(row_ts)} change when the data after {t} is removed")
+                problems.append(
+                    f"features {names} at {int(row_ts)} change when the data after {t} is removed"
+                )
                 break
     metadata: Metadata = {
         "cuts": len(cuts),
@@ -227,7 +244,9 @@ def check_no_lookahead(
         "tolerance": LOOKAHEAD_TOLERANCE,
     }
     if problems:
-        return CheckOutcome(False, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""), metadata)
+        return CheckOutcome(
+            False, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""), metadata
+        )
     return CheckOutcome(True, f"{compared} rows unchanged without the data after them", metadata)
 
 

@@ -229,7 +229,9 @@ class LakeLayout:
             tables[dataset] = table
             end_ms = int(metadata.get(END_KEY, b"0"))
         if not end_ms or end_ms <= start_ms:
-            raise LakeError(f"raw partition {symbol}@{_stamp(start_ms)} carries no window end in its metadata")
+            raise LakeError(
+                f"raw partition {symbol}@{_stamp(start_ms)} carries no window end in its metadata"
+            )
         return RawPartition(
             symbol,
             start_ms,

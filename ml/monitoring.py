@@ -58,7 +58,9 @@ def _sampled_ends(rows: LabelledRows, max_windows: int) -> np.ndarray:
     return ends
 
 
-def _predictions(predictor: Predictor, rows: LabelledRows, ends: np.ndarray, labels: bool) -> PredictionSample:
+def _predictions(
+    predictor: Predictor, rows: LabelledRows, ends: np.ndarray, labels: bool
+) -> PredictionSample:
     batch = predictor.predict_batch(raw_windows(rows, ends))
     return PredictionSample(
         probabilities=batch.probabilities,
@@ -153,5 +155,5 @@ def reaching(severities: Sequence[str], threshold: str) -> list[bool]:
     """Which of ``severities`` are at least ``threshold`` (none < low < medium < high)."""
     if threshold not in SEVERITIES:
         raise ValueError(f"unknown drift severity {threshold!r}: one of {', '.join(SEVERITIES)}")
-    floor = SEVERITIES.index(threshold)  # type: ignore[arg-type]
-    return [SEVERITIES.index(s) >= floor for s in severities]  # type: ignore[arg-type]
+    floor = SEVERITIES.index(threshold)
+    return [SEVERITIES.index(s) >= floor for s in severities]

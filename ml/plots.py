@@ -35,7 +35,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_loss_curve(train_loss: Sequence[float], val_loss: Sequence[float], best_epoch: int, path: Path) -> Path:
+def plot_loss_curve(
+    train_loss: Sequence[float], val_loss: Sequence[float], best_epoch: int, path: Path
+) -> Path:
     """Training and validation loss per epoch, the restored (best) epoch marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -64,7 +66,9 @@ def plot_confusion(matrices: Mapping[str, Sequence[Sequence[int]]], path: Path) 
         for i in range(counts.shape[0]):
             for j in range(counts.shape[1]):
                 colour = "white" if shares[i, j] > 0.6 else "black"
-                ax.text(j, i, f"{int(counts[i, j])}\n{shares[i, j]:.0%}", ha="center", va="center", color=colour)
+                ax.text(
+                    j, i, f"{int(counts[i, j])}\n{shares[i, j]:.0%}", ha="center", va="center", color=colour
+                )
         ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
         ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
         ax.set_xlabel("predicted")

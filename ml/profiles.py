@@ -34,7 +34,9 @@ def candidate_config(
     if profile == "tiny":
         config = replace(
             config,
-            model=replace(config.model, cnn_channels=(8,), cnn_kernel_sizes=(3,), lstm_hidden=8, head_hidden=16),
+            model=replace(
+                config.model, cnn_channels=(8,), cnn_kernel_sizes=(3,), lstm_hidden=8, head_hidden=16
+            ),
         )
     if learning_rate is not None:
         if not learning_rate > 0:

@@ -23,6 +23,7 @@ from ml.workflow import MODEL_NAME, Candidate, promote_if_better
 from schemas.features import FeatureSpec
 from schemas.model import N_CLASSES, ModelManifest
 
+
 class CandidateEvidence(msgspec.Struct, frozen=True, kw_only=True):
     """A registered candidate and the numbers behind it (JSON through ``msgspec``)."""
 
@@ -63,7 +64,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_
     """Counts [true][predicted] of class indices."""
     counts = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(counts, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return counts.tolist()  # type: ignore[no-any-return]
+    return counts.tolist()
 
 
 def fold_confusion(candidate: Candidate, name: str = MODEL_NAME) -> dict[str, list[list[int]]]:
@@ -74,7 +75,9 @@ def fold_confusion(candidate: Candidate, name: str = MODEL_NAME) -> dict[str, li
         raise ValueError(f"the candidate carries no test-fold predictions of {name!r}")
     predicted = fold.fits[name].proba.argmax(axis=-1)
     truth = fold.test.direction
-    return {f"{h}s": confusion_matrix(truth[:, k], predicted[:, k]) for k, h in enumerate(fold.test.horizons_s)}
+    return {
+        f"{h}s": confusion_matrix(truth[:, k], predicted[:, k]) for k, h in enumerate(fold.test.horizons_s)
+    }
 
 
 def gate_in_order(registry: ModelRegistry, versions: Sequence[str]) -> list[PromotionDecision]:
@@ -125,9 +128,7 @@ def candidate_evidence(
 
 def _json_numbers(summary: dict[str, Any]) -> dict[str, Any]:
     """Non-finite floats (a Sharpe of a single trade) become None: JSON has no inf."""
-    return {
-        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()
-    }
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
 
 
 def describe_splits(

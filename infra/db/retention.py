@@ -1,5 +1,7 @@
 """Market-data retention. TimescaleDB drops old chunks by policy; plain Postgres needs this job
-(`depthcharge db retention`, and the Dagster schedule) to delete the same rows."""
+(`depthcharge db retention`, and the Dagster schedule) to delete the same rows. Tables derived row by row
+from the market (the models' predictions, support/resistance level sets) grow at the same pace and go
+with it, in both modes: they are plain tables."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ DAY_MS = 86_400_000
 
 # (table, time column). Migrations are frozen history, so this list is kept here, not imported from one.
 MARKET_DATA_TABLES = (("market_snapshots", "ts"), ("public_trades", "ts"), ("candles", "start_time"))
+DERIVED_TABLES = (("model_predictions", "ts"), ("sr_levels", "computed_at"))
 
 
 @dataclass(frozen=True)
@@ -56,19 +59,9 @@ def enforce_retention(
                 ).fetchone()
             deleted[table] = int(dropped[0]) if dropped else 0  # chunks, not rows, in this mode
             continue
-        total = 0
-        while True:
-            with conn.transaction():
-                cur = conn.execute(
-                    f"""DELETE FROM {table} WHERE ctid = ANY(ARRAY(
-                          SELECT ctid FROM {table}
-                          WHERE {time_col} < timestamptz 'epoch' + %s * interval '1 ms' LIMIT %s))""",
-                    (cutoff_ms, batch_rows),
-                )
-            total += cur.rowcount
-            if cur.rowcount < batch_rows:
-                break
-        deleted[table] = total
+        deleted[table] = _delete_before(conn, table, time_col, cutoff_ms, batch_rows)
+    for table, time_col in DERIVED_TABLES:
+        deleted[table] = _delete_before(conn, table, time_col, cutoff_ms, batch_rows)
     with conn.transaction():
         conn.execute(
             """INSERT INTO storage_settings (key, value) VALUES ('market_data_retention_days', %s::jsonb)
@@ -76,3 +69,19 @@ def enforce_retention(
             (json.dumps(retention_days),),
         )
     return RetentionResult("timescaledb" if timescale else "plain", retention_days, cutoff_ms, deleted)
+
+
+def _delete_before(conn: Connection[Any], table: str, time_col: str, cutoff_ms: int, batch_rows: int) -> int:
+    """Delete `table`'s rows older than the cutoff in batches (short transactions: writers never wait long)."""
+    total = 0
+    while True:
+        with conn.transaction():
+            cur = conn.execute(
+                f"""DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+                      SELECT ctid FROM {table}
+                      WHERE {time_col} < timestamptz 'epoch' + %s * interval '1 ms' LIMIT %s))""",
+                (cutoff_ms, batch_rows),
+            )
+        total += cur.rowcount
+        if cur.rowcount < batch_rows:
+            return total

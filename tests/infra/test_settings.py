@@ -32,6 +32,8 @@ CONFIGS = (
     "ml_gate",
     "risk",
     "decisions",
+    "detection",
+    "orchestration",
 )
 # A value other than the default for every setting, valid on its own.
 NON_DEFAULT: dict[str, str] = {
@@ -160,6 +162,55 @@ NON_DEFAULT: dict[str, str] = {
     "VOLUME_PROFILE_STOP_ATR": "1.5",
     "VOLUME_PROFILE_MAX_HOLD_S": "900",
     "VOLUME_PROFILE_ENTRY_STYLE": "taker",
+    # detection
+    "DETECTION_ENABLED": "false",
+    "DETECTION_SETTLE_MS": "700",
+    "MANIPULATION_BLOCK_S": "60",
+    "MANIPULATION_MIN_CONFIDENCE": "0.7",
+    "SPOOFING_CANCEL_RATE_THRESHOLD": "0.8",
+    "SPOOFING_EPISODE_GAP_S": "20",
+    "SPOOFING_MAX_DISTANCE_TICKS": "6",
+    "SPOOFING_MAX_TTL_S": "8",
+    "SPOOFING_MIN_NOTIONAL_USDT": "40000",
+    "SPOOFING_MIN_SIZE_MULTIPLE": "4",
+    "LAYERING_CANCEL_RATE_THRESHOLD": "0.6",
+    "LAYERING_CANCEL_WINDOW_S": "2",
+    "LAYERING_MAX_DISTANCE_TICKS": "6",
+    "LAYERING_MAX_GAP_TICKS": "3",
+    "LAYERING_MAX_PLACEMENT_S": "8",
+    "LAYERING_MAX_TTL_S": "30",
+    "LAYERING_MIN_ORDERS": "4",
+    "LAYERING_MIN_ORDER_NOTIONAL_USDT": "12000",
+    "LAYERING_MIN_SIZE_MULTIPLE": "2",
+    "LAYERING_SIZE_TOLERANCE": "0.2",
+    "SR_BREAKOUT_PCT": "0.1",
+    "SR_BREAKOUT_VOLUME_MULTIPLIER": "2",
+    "SR_CLUSTER_EPS_PCT": "0.2",
+    "SR_LOOKBACK_CANDLES": "150",
+    "SR_MAX_LEVELS": "6",
+    "SR_MIN_TOUCHES": "3",
+    "SR_SWING_WINDOW": "4",
+    # orchestration
+    "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+    "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/3",
+    "CLASS_SHARE_MAX": "0.8",
+    "CLASS_SHARE_MIN": "0.05",
+    "DAGSTER_EXECUTOR": "celery",
+    "DAGSTER_PARTITION": "daily",
+    "DAGSTER_PARTITION_START": "2026-06-01",
+    "DAGSTER_UI_HOST": "0.0.0.0",
+    "DAGSTER_UI_PORT": "3100",
+    "DRIFT_MAX_ROWS": "5000",
+    "LABEL_COVERAGE_MIN": "0.8",
+    "LAKE_DIR": "/srv/dc/lake",
+    "MODELS_DIR": "/srv/dc/models",
+    "PARTITION_CLOSE_GRACE_S": "300",
+    "REPORTS_DIR": "/srv/dc/reports",
+    "RETRAIN_DRIFT_SEVERITY": "medium",
+    "RETRAIN_SCHEDULE_CRON": "0 3 * * *",
+    "TRAINING_EPOCHS": "20",
+    "TRAINING_PROFILE": "full",
+    "TRAINING_WINDOW_PARTITIONS": "48",
 }
 
 
@@ -189,6 +240,12 @@ def test_every_setting_has_a_variable_name_and_a_description() -> None:
 def test_every_setting_reaches_a_component_config() -> None:
     """Changing any one setting changes what some component receives: no setting is left unread."""
     assert set(NON_DEFAULT) == {str(info.alias) for info in Settings.model_fields.values()}
+    component_configs = {
+        name
+        for name, member in vars(Settings).items()
+        if isinstance(member, property) and str(member.fget.__annotations__.get("return", "")).endswith("Config")
+    }
+    assert component_configs <= set(CONFIGS), f"compare these configs too: {component_configs - set(CONFIGS)}"
     defaults = _configs(load_settings(_env_file=None))
     for variable, value in NON_DEFAULT.items():
         changed = _configs(load_settings(_env_file=None, **{variable: value}))

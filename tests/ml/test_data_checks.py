@@ -62,9 +62,13 @@ def test_features_finite_and_spec_hash() -> None:
     assert check_features_finite(features, SPEC.names).passed
     values = features.column("bid_ask_spread_rel").to_numpy().copy()
     values[[3, 7]] = [np.nan, np.inf]
-    broken = features.set_column(features.schema.get_field_index("bid_ask_spread_rel"), "bid_ask_spread_rel", pa.array(values))
+    broken = features.set_column(
+        features.schema.get_field_index("bid_ask_spread_rel"), "bid_ask_spread_rel", pa.array(values)
+    )
     bad = check_features_finite(broken, SPEC.names)
-    assert not bad.passed and bad.metadata["non_finite_values"] == 2 and "bid_ask_spread_rel" in bad.description
+    assert (
+        not bad.passed and bad.metadata["non_finite_values"] == 2 and "bid_ask_spread_rel" in bad.description
+    )
 
     assert check_spec_hash(features, SPEC.spec_hash, "the registry").passed
     other = feature_spec(500).spec_hash

@@ -73,7 +73,9 @@ def test_partitions_give_the_features_and_labels_of_the_whole_recording() -> Non
     index = {int(x): i for i, x in enumerate(ts_whole)}
     rows = np.array([index[int(x)] for x in ts_parts])
     for name in whole.column_names[2:]:
-        np.testing.assert_array_equal(joined.column(name).to_numpy(), whole.column(name).to_numpy()[rows], name)
+        np.testing.assert_array_equal(
+            joined.column(name).to_numpy(), whole.column(name).to_numpy()[rows], name
+        )
     # What partitions drop is exactly the rows whose longest horizon runs past their partition's end.
     missing = np.setdiff1d(ts_whole, ts_parts)
     assert len(missing) > 0
@@ -104,7 +106,9 @@ def test_files_round_trip_with_their_spec_hash_and_window(tmp_path: Path) -> Non
     assert meta[SPEC_HASH_METADATA_KEY].decode() == SPEC.spec_hash
     assert meta[b"dataset"] == b"public_trades"
 
-    labelled = layout.read_labelled(dataset="labelled_features", symbol="BTCUSDT", start_ms=starts[0], spec=SPEC)
+    labelled = layout.read_labelled(
+        dataset="labelled_features", symbol="BTCUSDT", start_ms=starts[0], spec=SPEC
+    )
     assert labelled.num_rows > 500
     with pytest.raises(LakeError, match="feature spec"):
         layout.read_labelled(

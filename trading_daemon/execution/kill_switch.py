@@ -18,7 +18,6 @@ import structlog
 
 from infra.db.repositories import ExecutionStateRepository
 from schemas.enums import AuditAction
-from trading_daemon.exchange.records import BybitOrderFilter
 from trading_daemon.execution.manager import ExecutionManager
 
 log = structlog.get_logger(__name__)
@@ -106,14 +105,8 @@ class KillSwitch:
         return report
 
     async def _cancel_orders(self, *, reason: str, actor: str) -> list[str]:
-        """Cancel every working order, but not the positions' TP/SL: without a filter Bybit's cancel-all
-        removes them too and would leave positions unprotected exactly when trading stops."""
-        await self.manager.ledger.auditor.record(
-            AuditAction.ORDER_CANCEL, "Account", "*", actor=actor,
-            reason=f"cancel all orders (the positions' TP/SL kept): kill switch: {reason}",
-        )  # fmt: skip
-        acks = await self.manager.rest.cancel_all_orders(order_filter=BybitOrderFilter.ORDER)
-        return [a.order_link_id or a.order_id for a in acks]
+        # Orders only (the manager's default filter): the positions' TP/SL stay on the exchange.
+        return await self.manager.cancel_all(reason=f"kill switch: {reason}", actor=actor)
 
     async def release(self, *, reason: str, actor: str = "operator") -> None:
         """Allow entries again."""

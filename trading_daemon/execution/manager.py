@@ -38,7 +38,7 @@ from schemas.enums import AuditAction, OrderStatus, OrderType, Side, TimeInForce
 from schemas.trading import Order, TradeIntent
 from trading_daemon.errors import Backoff, Kind, classify
 from trading_daemon.exchange.errors import BybitDuplicateOrderLinkId, BybitOrderNotFound
-from trading_daemon.exchange.records import BybitOrderReport, BybitOrderStatus
+from trading_daemon.exchange.records import BybitOrderFilter, BybitOrderReport, BybitOrderStatus
 from trading_daemon.exchange.rest import BybitRestClient
 from trading_daemon.execution.audit import to_json
 from trading_daemon.execution.contracts import CheckVerdict, PreTradeCheck, SubmitResult
@@ -474,13 +474,23 @@ class ExecutionManager:
             await self._refresh(order)  # already filled or cancelled: take its real state
 
     async def cancel_all(
-        self, symbol: str | None = None, *, reason: str, actor: str = "execution"
+        self,
+        symbol: str | None = None,
+        *,
+        reason: str,
+        actor: str = "execution",
+        order_filter: BybitOrderFilter = BybitOrderFilter.ORDER,
     ) -> list[str]:
-        """Cancel every open order of `symbol` (or of every USDT contract); returns the orderLinkIds."""
+        """Cancel every open order of `symbol` (or of every USDT contract); returns the orderLinkIds.
+
+        Orders only by default: an unfiltered cancel-all also removes the positions' take-profit and
+        stop-loss on the exchange, which would leave them unprotected exactly when trading stops.
+        """
+        kept = " (the positions' TP/SL kept)" if order_filter is BybitOrderFilter.ORDER else ""
         await self.ledger.auditor.record(
-            AuditAction.ORDER_CANCEL, "Account", symbol or "*", reason=f"cancel all: {reason}", actor=actor,
+            AuditAction.ORDER_CANCEL, "Account", symbol or "*", reason=f"cancel all{kept}: {reason}", actor=actor,
         )  # fmt: skip
-        acks = await self.rest.cancel_all_orders(symbol)
+        acks = await self.rest.cancel_all_orders(symbol, order_filter=order_filter)
         return [a.order_link_id or a.order_id for a in acks]
 
     async def close_position(self, symbol: str, *, reason: str, source: str = "operator") -> SubmitResult:

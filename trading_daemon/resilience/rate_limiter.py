@@ -288,7 +288,6 @@ def _lower_get(headers: Mapping[str, str], key: str) -> str | None:
     return None
 
 
-
 def _parse_int(value: str | None) -> int | None:
     if value is None:
         return None

@@ -36,7 +36,8 @@ async def test_plain_retention_deletes_only_rows_older_than_the_window(pool, db:
     with db.connect(autocommit=True) as conn:
         result = enforce_retention(conn, retention_days=30, now_ms=now, batch_rows=7)  # several batches
     assert result.mode == "plain"
-    assert result.deleted == {"market_snapshots": 30, "public_trades": 20, "candles": 5}
+    derived = {"model_predictions": 0, "sr_levels": 0}
+    assert result.deleted == {"market_snapshots": 30, "public_trades": 20, "candles": 5, **derived}
     assert _counts(db) == {"market_snapshots": 30, "public_trades": 20, "candles": 5}
     with db.connect() as conn:
         oldest = conn.execute("SELECT min(ts) FROM market_snapshots").fetchone()[0]
@@ -49,6 +50,33 @@ async def test_rows_exactly_at_the_cutoff_are_kept(pool, db: Database) -> None:
     with db.connect(autocommit=True) as conn:
         result = enforce_retention(conn, retention_days=30, now_ms=now)
     assert result.deleted["market_snapshots"] == 1  # T0-1000 goes, T0 (= cutoff) and T0+1000 stay
+
+
+def test_rows_derived_from_the_market_go_with_it(db: Database) -> None:
+    """The models' predictions and the support/resistance level sets are kept as long as the market data."""
+    now = T0_MS + 40 * DAY_MS
+    with db.connect(autocommit=True) as conn:
+        for ts in (T0_MS, now - DAY_MS):
+            at = conn.execute("SELECT timestamptz 'epoch' + %s * interval '1 ms'", (ts,)).fetchone()[0]
+            conn.execute(
+                """INSERT INTO model_predictions (symbol, ts, model_version, role, horizons_s, direction,
+                       probabilities, confidence, expected_return_bps)
+                   VALUES ('BTCUSDT', %s, 'v1', 'production', '{10}', '{1}', '{0.2,0.3,0.5}', 0.5, '{1.0}')""",
+                (at,),
+            )
+            conn.execute(
+                """INSERT INTO sr_levels (symbol, computed_at, price, kind, price_low, price_high, strength,
+                       touches, volume, first_touch_at, last_touch_at)
+                   VALUES ('BTCUSDT', %s, 100, 'support', 99, 101, 0.5, 2, 10, %s, %s)""",
+                (at, at, at),
+            )
+        result = enforce_retention(conn, retention_days=30, now_ms=now)
+        left = {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("model_predictions", "sr_levels")
+        }
+    assert {t: result.deleted[t] for t in left} == {"model_predictions": 1, "sr_levels": 1}
+    assert left == {"model_predictions": 1, "sr_levels": 1}
 
 
 def test_retention_refuses_nonpositive_days(db: Database) -> None:

@@ -331,7 +331,13 @@ async def test_timescale_retention_drops_old_chunks_and_resets_the_policy(preloa
     with preloaded_db.connect(autocommit=True) as conn:
         result = enforce_retention(conn, retention_days=10, now_ms=now)
     assert result.mode == "timescaledb"
-    assert result.deleted == {"market_snapshots": 1, "public_trades": 1, "candles": 1}  # chunks
+    assert result.deleted == {
+        "market_snapshots": 1,
+        "public_trades": 1,
+        "candles": 1,
+        "model_predictions": 0,
+        "sr_levels": 0,
+    }  # chunks; rows of the plain tables
     counts = _query(
         preloaded_db,
         "SELECT (SELECT count(*) FROM market_snapshots), (SELECT count(*) FROM public_trades), "

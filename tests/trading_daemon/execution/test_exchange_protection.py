@@ -35,7 +35,11 @@ def _ask(venue: SimServer) -> Decimal:
 
 
 async def _live_position(pool: Any) -> Position:
-    live = [p for p in await PositionRepository(pool).find(symbol="BTCUSDT") if p.status is not PositionStatus.CLOSED]
+    live = [
+        p
+        for p in await PositionRepository(pool).find(symbol="BTCUSDT")
+        if p.status is not PositionStatus.CLOSED
+    ]
     assert len(live) == 1, live
     return live[0]
 
@@ -64,7 +68,9 @@ async def _sell_through(venue: SimServer, qty: str = "0.1") -> None:
     """Another account sells at market: the last price falls through the bids."""
     other = make_rest(venue, api_key=OTHER_KEY, api_secret=OTHER_SECRET)
     try:
-        await other.place_order(symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.MARKET, qty=Decimal(qty))
+        await other.place_order(
+            symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.MARKET, qty=Decimal(qty)
+        )
     finally:
         await other.close()
 
@@ -82,7 +88,9 @@ async def test_untriggered_full_tpsl_is_the_positions_protection_on_the_stream_a
         await _enter(runtime, venue, "full-tpsl", take_profit=take_profit, stop_loss=stop_loss)
 
         async def protected() -> bool:  # the stream brought the exchange's TakeProfit/StopLoss orders
-            return {o.stop_order_type for o in await _protection_on_exchange(runtime.rest)} == PROTECTION_TYPES
+            return {
+                o.stop_order_type for o in await _protection_on_exchange(runtime.rest)
+            } == PROTECTION_TYPES
 
         await wait_until(protected, what="the exchange's TP/SL orders")
         await runtime.ledger.drain_hooks()
@@ -95,7 +103,11 @@ async def test_untriggered_full_tpsl_is_the_positions_protection_on_the_stream_a
     stored = await OrderRepository(pool).find(symbol="BTCUSDT")
     assert [o.intent_id for o in stored] == ["full-tpsl"], stored
     position = await _live_position(pool)
-    assert (position.take_profit, position.stop_loss, position.quantity) == (take_profit, stop_loss, Decimal("0.01"))
+    assert (position.take_profit, position.stop_loss, position.quantity) == (
+        take_profit,
+        stop_loss,
+        Decimal("0.01"),
+    )
     # What execution knows of them: the exchange's orders by id, under the position's symbol.
     held = runtime.account.protection.get("BTCUSDT", {})
     assert {r.stop_order_type for r in held.values()} == PROTECTION_TYPES
@@ -118,7 +130,9 @@ async def test_a_position_without_its_intended_stop_on_the_exchange_is_repaired(
     (repaired,) = [p for p in await runtime.rest.get_positions("BTCUSDT") if p.size > 0]
     assert repaired.stop_loss == stop_loss
     rows = await AuditRepository(pool).find(action=AuditAction.RECONCILIATION, limit=50)
-    assert any("stop_loss" in (r.reason or "") and "restored" in (r.reason or "") for r in rows), [r.reason for r in rows]
+    assert any("stop_loss" in (r.reason or "") and "restored" in (r.reason or "") for r in rows), [
+        r.reason for r in rows
+    ]
     again = await runtime.reconcile_now()
     assert again.success and again.discrepancies == 0, again.summary()
 
@@ -189,7 +203,9 @@ async def test_partial_tpsl_orders_are_orders_of_their_size_and_no_unknown_order
 
     await wait_until(imported, what="the Partial pair imported from the stream")
     pair = [o for o in await orders.find(symbol="BTCUSDT") if o.intent_id is None]
-    assert all(o.status is OrderStatus.PLACED and o.quantity == Decimal("0.01") and o.reduce_only for o in pair)
+    assert all(
+        o.status is OrderStatus.PLACED and o.quantity == Decimal("0.01") and o.reduce_only for o in pair
+    )
     report = await runtime.reconcile_now()
     assert report.success and report.discrepancies == 0, report.summary()
 
@@ -199,7 +215,10 @@ async def test_partial_tpsl_orders_are_orders_of_their_size_and_no_unknown_order
         async def fired() -> bool:
             states = {(o.signal_data or {}).get("stop_order_type"): o.status for o in await orders.find(symbol="BTCUSDT")
                       if o.intent_id is None}  # fmt: skip
-            return states == {"PartialStopLoss": OrderStatus.FILLED, "PartialTakeProfit": OrderStatus.CANCELLED}
+            return states == {
+                "PartialStopLoss": OrderStatus.FILLED,
+                "PartialTakeProfit": OrderStatus.CANCELLED,
+            }
 
         await wait_until(fired, what="the Partial stop filled, its twin deactivated")
         await runtime.ledger.drain_hooks()

@@ -29,7 +29,7 @@ def downgrade() -> None:
     _ml_gate_downgrade()
 
 
-# ---- ML gate (helper G): predictions of the production and shadow models, for comparison -------------
+# ---- ML gate: predictions of the production and shadow models, for comparison -----------------------
 # One row per (symbol, row ts, model version) while a shadow model is served: the production model's and the
 # shadow's predictions of the same row side by side (docs/decisions.md). Arrays are per horizon (horizons_s
 # order); probabilities are flattened per horizon as down, flat, up.
@@ -72,7 +72,7 @@ def _ml_gate_downgrade() -> None:
     op.execute("DROP TABLE model_predictions")
 
 
-# ---- detection (helper F): manipulation detections and support/resistance levels --------------------
+# ---- detection: manipulation detections and support/resistance levels ------------------------------
 # `detections`: one row per detected episode (spoofing, layering) or breakout, upserted as the episode grows
 # (a repeated spoof extends its detection: same detection_id, later end_at and updated_at). `sr_levels`: the
 # support/resistance levels of a symbol each time the set changes, so the latest set is the rows of the
@@ -126,7 +126,7 @@ def _detection_downgrade() -> None:
     op.execute("DROP TABLE detections")
 
 
-# ---- strategies (helper E): per-strategy statistics --------------------------------------------------
+# ---- strategies: per-strategy statistics ------------------------------------------------------------
 # One row per strategy (and one for the consensus): signals sent and filtered by cost, the measured outcomes
 # of signals (count, Σ and Σ² of the signed mid move in bps, hits), and trades with PnL in USDT after fees,
 # split by maker and taker entries (schemas.strategies.StrategyStatistics, docs/strategies.md §5).
