@@ -60,6 +60,42 @@ def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
 
+# The next link of the chain, read under the append lock: the row's id, the last row's hash, and the JSON
+# values as PostgreSQL will store them (jsonb normalises them; the hash covers what is stored).
+_NEXT_LINK_SQL = """SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id,
+       (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1) AS prev_hash,
+       %s::jsonb::text AS old_value, %s::jsonb::text AS new_value, %s::jsonb::text AS context"""
+_INSERT_SQL = """INSERT INTO audit_log (id, ts, actor, action, entity_type, entity_id, old_value, new_value,
+       reason, success, error_message, context, trace_id, correlation_id, prev_hash, row_hash)
+   VALUES (%(id)s, %(ts_dt)s, %(actor)s, %(action)s, %(entity_type)s, %(entity_id)s,
+       %(old_value)s::jsonb, %(new_value)s::jsonb, %(reason)s, %(success)s, %(error_message)s,
+       %(context)s::jsonb, %(trace_id)s, %(correlation_id)s, %(prev_hash)s, %(row_hash)s)"""
+
+
+def _chained_row(event: AuditEvent, ts: int, pre: dict[str, Any]) -> dict[str, Any]:
+    """The row to insert after `pre` (the next link): the event's fields, the previous hash and its own."""
+    row = {
+        "id": pre["id"],
+        "ts": ts,
+        "actor": event.actor,
+        "action": str(event.action),
+        "entity_type": event.entity_type,
+        "entity_id": event.entity_id,
+        "old_value": pre["old_value"],
+        "new_value": pre["new_value"],
+        "reason": event.reason,
+        "success": event.success,
+        "error_message": event.error_message,
+        "context": pre["context"],
+        "trace_id": event.trace_id,
+        "correlation_id": event.correlation_id,
+    }
+    prev = (pre["prev_hash"] or GENESIS_HASH).strip()
+    row["prev_hash"] = prev
+    row["row_hash"] = row_hash(prev, row)
+    return row
+
+
 def _loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
@@ -79,38 +115,14 @@ class AuditRepository(AsyncRepository):
             cur = self._cursor(c)
             await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
             await cur.execute(
-                """SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id,
-                          (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1) AS prev_hash,
-                          %s::jsonb::text AS old_value, %s::jsonb::text AS new_value,
-                          %s::jsonb::text AS context""",
+                _NEXT_LINK_SQL,
                 (jsonb(event.old_value), jsonb(event.new_value), jsonb(event.context)),
             )
             pre = await cur.fetchone()
-            row = {
-                "id": pre["id"],
-                "ts": ts,
-                "actor": event.actor,
-                "action": str(event.action),
-                "entity_type": event.entity_type,
-                "entity_id": event.entity_id,
-                "old_value": pre["old_value"],
-                "new_value": pre["new_value"],
-                "reason": event.reason,
-                "success": event.success,
-                "error_message": event.error_message,
-                "context": pre["context"],
-                "trace_id": event.trace_id,
-                "correlation_id": event.correlation_id,
-            }
-            prev = (pre["prev_hash"] or GENESIS_HASH).strip()
-            row["prev_hash"] = prev
-            row["row_hash"] = row_hash(prev, row)
+            assert pre is not None  # a SELECT without FROM returns one row
+            row = _chained_row(event, ts, pre)
             await cur.execute(
-                """INSERT INTO audit_log (id, ts, actor, action, entity_type, entity_id, old_value, new_value,
-                       reason, success, error_message, context, trace_id, correlation_id, prev_hash, row_hash)
-                   VALUES (%(id)s, %(ts_dt)s, %(actor)s, %(action)s, %(entity_type)s, %(entity_id)s,
-                       %(old_value)s::jsonb, %(new_value)s::jsonb, %(reason)s, %(success)s, %(error_message)s,
-                       %(context)s::jsonb, %(trace_id)s, %(correlation_id)s, %(prev_hash)s, %(row_hash)s)""",
+                _INSERT_SQL,
                 {**row, "ts_dt": ms_to_datetime(ts)},
             )
         return _to_event(row)
@@ -215,38 +227,13 @@ def append_sync(conn: Connection[Any], event: AuditEvent) -> AuditEvent:
     with storage_errors(), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
         pre = cur.execute(
-            """SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id,
-                      (SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1) AS prev_hash,
-                      %s::jsonb::text AS old_value, %s::jsonb::text AS new_value,
-                      %s::jsonb::text AS context""",
+            _NEXT_LINK_SQL,
             (jsonb(event.old_value), jsonb(event.new_value), jsonb(event.context)),
         ).fetchone()
         assert pre is not None  # a SELECT without FROM returns one row
-        row = {
-            "id": pre["id"],
-            "ts": ts,
-            "actor": event.actor,
-            "action": str(event.action),
-            "entity_type": event.entity_type,
-            "entity_id": event.entity_id,
-            "old_value": pre["old_value"],
-            "new_value": pre["new_value"],
-            "reason": event.reason,
-            "success": event.success,
-            "error_message": event.error_message,
-            "context": pre["context"],
-            "trace_id": event.trace_id,
-            "correlation_id": event.correlation_id,
-        }
-        prev = (pre["prev_hash"] or GENESIS_HASH).strip()
-        row["prev_hash"] = prev
-        row["row_hash"] = row_hash(prev, row)
+        row = _chained_row(event, ts, pre)
         cur.execute(
-            """INSERT INTO audit_log (id, ts, actor, action, entity_type, entity_id, old_value, new_value,
-                   reason, success, error_message, context, trace_id, correlation_id, prev_hash, row_hash)
-               VALUES (%(id)s, %(ts_dt)s, %(actor)s, %(action)s, %(entity_type)s, %(entity_id)s,
-                   %(old_value)s::jsonb, %(new_value)s::jsonb, %(reason)s, %(success)s, %(error_message)s,
-                   %(context)s::jsonb, %(trace_id)s, %(correlation_id)s, %(prev_hash)s, %(row_hash)s)""",
+            _INSERT_SQL,
             {**row, "ts_dt": ms_to_datetime(ts)},
         )
     return _to_event(row)

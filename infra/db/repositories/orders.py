@@ -84,13 +84,7 @@ class OrderRepository(AsyncRepository):
     async def get_by_client_order_id(
         self, client_order_id: str, *, conn: AsyncConn | None = None
     ) -> Order | None:
-        async with self._tx(conn) as c:
-            cur = self._cursor(c)
-            await cur.execute(
-                f"SELECT {_COLUMNS} FROM orders o WHERE o.client_order_id = %s", (client_order_id,)
-            )
-            row = await cur.fetchone()
-        return None if row is None else _to_order(row)
+        return await self._one("o.client_order_id = %s", client_order_id, conn)
 
     async def get_by_intent(self, intent_id: str, *, conn: AsyncConn | None = None) -> list[Order]:
         """Every attempt at one intent, first attempt first."""
@@ -104,11 +98,12 @@ class OrderRepository(AsyncRepository):
     async def get_by_exchange_order_id(
         self, exchange_order_id: str, *, conn: AsyncConn | None = None
     ) -> Order | None:
+        return await self._one("o.exchange_order_id = %s", exchange_order_id, conn)
+
+    async def _one(self, where: str, value: str, conn: AsyncConn | None) -> Order | None:
         async with self._tx(conn) as c:
             cur = self._cursor(c)
-            await cur.execute(
-                f"SELECT {_COLUMNS} FROM orders o WHERE o.exchange_order_id = %s", (exchange_order_id,)
-            )
+            await cur.execute(f"SELECT {_COLUMNS} FROM orders o WHERE {where}", (value,))
             row = await cur.fetchone()
         return None if row is None else _to_order(row)
 
