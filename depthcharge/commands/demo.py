@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Mapping
 
 import click
 
@@ -212,35 +213,54 @@ def _trade(target: Database, settings: Settings, seconds: float) -> None:
 
 
 async def _trade_on_paper_exchange(settings: Settings, seconds: float) -> ServiceReport:
+    interval = settings.scripted_intent_interval_s or 2.0
+    changes = {
+        "trading_enabled": True,
+        "scripted_intent_interval_s": interval,
+        "reconcile_interval_s": min(settings.reconcile_interval_s, 20.0),
+    }
+    return await _run_on_paper_exchange(
+        settings, seconds, seed=43, changes=changes,
+        announce=lambda url: f"paper exchange on {url}; trading {', '.join(settings.feed.symbols)} for "
+        f"{seconds:g} s with a scripted intent every {interval:g} s ...",
+    )  # fmt: skip
+
+
+async def _run_on_paper_exchange(
+    settings: Settings,
+    seconds: float,
+    *,
+    seed: int,
+    changes: Mapping[str, object],
+    announce: Callable[[str], str] | None = None,
+) -> ServiceReport:
+    """The daemon (`changes` applied to the settings) for `seconds` against a fresh in-process paper
+    exchange whose synthetic market runs on `seed`, with the paper exchange's own credentials."""
     from pydantic import SecretStr
 
     from exchange_sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
     server = SimServer(
         SimConfig(port=0, symbols=settings.feed.symbols),
-        lambda venue: build_market(venue.engine, list(venue.instruments), seed=43),
+        lambda venue: build_market(venue.engine, list(venue.instruments), seed=seed),
     )
     await server.start()
     try:
-        trading = settings.model_copy(
+        daemon_settings = settings.model_copy(
             update={
                 "bybit_rest_url": server.base_url,
                 "bybit_ws_public_url": f"{server.ws_url}/v5/public/linear",
                 "bybit_ws_private_url": f"{server.ws_url}/v5/private",
                 "bybit_api_key": SecretStr(DEFAULT_API_KEY),
                 "bybit_api_secret": SecretStr(DEFAULT_API_SECRET),
-                "trading_enabled": True,
-                "scripted_intent_interval_s": settings.scripted_intent_interval_s or 2.0,
-                "reconcile_interval_s": min(settings.reconcile_interval_s, 20.0),
+                **changes,
             }
         )
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)
-        click.echo(
-            f"paper exchange on {server.base_url}; trading {', '.join(settings.feed.symbols)} for {seconds:g} s "
-            f"with a scripted intent every {trading.scripted_intent_interval_s:g} s ..."
-        )
-        return await run_service(trading, stop)
+        if announce is not None:
+            click.echo(announce(server.base_url))
+        return await run_service(daemon_settings, stop)
     finally:
         await server.stop()
 
@@ -249,7 +269,7 @@ async def _trade_on_paper_exchange(settings: Settings, seconds: float) -> Servic
 
 # A few minutes of a 1 s market see few trades at the production thresholds: the demo lets one strategy form
 # a consensus (the costs, the detectors, the model's veto and risk still apply) and says so.
-DEMO_DECISIONS = {"trading_enabled": True, "min_strategies": 1}
+DEMO_DECISIONS: dict[str, object] = {"trading_enabled": True, "min_strategies": 1}
 
 
 def _decide(target: Database, settings: Settings, minutes: float) -> None:
@@ -268,28 +288,4 @@ def _decide(target: Database, settings: Settings, minutes: float) -> None:
 
 
 async def _decide_on_paper_exchange(settings: Settings, seconds: float) -> ServiceReport:
-    from pydantic import SecretStr
-
-    from exchange_sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET
-
-    server = SimServer(
-        SimConfig(port=0, symbols=settings.feed.symbols),
-        lambda venue: build_market(venue.engine, list(venue.instruments), seed=44),
-    )
-    await server.start()
-    try:
-        trading = settings.model_copy(
-            update={
-                "bybit_rest_url": server.base_url,
-                "bybit_ws_public_url": f"{server.ws_url}/v5/public/linear",
-                "bybit_ws_private_url": f"{server.ws_url}/v5/private",
-                "bybit_api_key": SecretStr(DEFAULT_API_KEY),
-                "bybit_api_secret": SecretStr(DEFAULT_API_SECRET),
-                **DEMO_DECISIONS,
-            }
-        )
-        stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(seconds, stop.set)
-        return await run_service(trading, stop)
-    finally:
-        await server.stop()
+    return await _run_on_paper_exchange(settings, seconds, seed=44, changes=dict(DEMO_DECISIONS))
