@@ -25,11 +25,12 @@ DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RECORDINGS: dict[str, tuple[int, int | None, str | None]] = {
     "shift": (11, 5400, None),  # regimes switching, the scheduled shift 3/4 of the way in
     "switching": (23, None, None),  # regimes switching, no shift
-    "early_shift": (102, 3600, None),  # regimes switching, the shift half way
     "volatile": (37, None, "volatile"),  # the volatile regime throughout (slow to record: 5x the orders)
     "dev_a": (101, None, None),  # the ablation's development recording
+    # Seed 102 tuned the combined configuration, so it must never be one of the held-out defaults.
+    "dev_b": (102, 3600, None),  # regimes switching, the shift half way
 }
-PROTOCOL_RECORDINGS = "shift,switching,early_shift"
+PROTOCOL_RECORDINGS = "shift,switching,volatile"
 
 
 def recording_specs(names: str, seconds: int, symbols: tuple[str, ...]) -> list[RecordingSpec]:

@@ -63,7 +63,7 @@ VARIANTS: dict[str, tuple[str, Variant]] = {
     "skip": ("a linear path from the decision-time vector to the heads", _model(last_row_skip=True)),
     "combined": (
         "the tuned configuration (ml.candidate.tuned_config)",
-        lambda c: tuned_config(seed=c.trainer.seed),
+        lambda c: tuned_config(seed=c.trainer.seed, epochs=c.trainer.epochs),
     ),
 }
 
