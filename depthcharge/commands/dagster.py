@@ -138,7 +138,8 @@ def serve_commands(host: str, port: int) -> dict[str, list[str]]:
         "dagster-webserver": [
             sys.executable, "-m", "dagster_webserver", "-h", host, "-p", str(port), "-m", CODE_LOCATION,
         ],
-        "dagster-daemon": [sys.executable, "-m", "dagster", "daemon", "run", "-m", CODE_LOCATION],
+        # `dagster-daemon` is a CLI of its own (dagster._daemon), not a `dagster` subcommand.
+        "dagster-daemon": [sys.executable, "-m", "dagster._daemon", "run", "-m", CODE_LOCATION],
     }  # fmt: skip
 
 
@@ -224,4 +225,6 @@ def dagster(ctx: click.Context, args: tuple[str, ...]) -> None:
                 ).returncode
             except KeyboardInterrupt:
                 code = 130
-    ctx.exit(code)
+    # SystemExit, not ctx.exit: `depthcharge.cli.main` runs click with standalone_mode=False, where an Exit
+    # becomes a return value that main() drops, and a failed child would end the command with status 0.
+    sys.exit(code)

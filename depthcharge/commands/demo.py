@@ -5,7 +5,10 @@ and record the three default symbols live for `--seconds`; then record `--train-
 symbols offline on virtual time (`depthcharge record-sim`), ending on an hour boundary, and materialise the
 Dagster graph for those partitions with `dagster.materialize` (features and labels, a trained, evaluated and
 gated model, drift reports; docs/orchestration.md), printing the asset table; then trade: the daemon runs
-`--trade-seconds` on a fresh paper exchange with a scripted intent source (until strategies decide) and the orders, fills, positions and reconciliation passes are printed.
+`--trade-seconds` on a fresh paper exchange with a scripted intent source (execution alone: orders, fills,
+positions and reconciliation passes are printed); last, for `--decide-minutes`, the daemon decides and
+trades another fresh paper exchange with the strategies, the detectors, the promoted model and risk, and
+signals per strategy, the ML gate's agreement, orders, fills, fees and PnL are printed.
 
 The offline recording ends a day before now: its market is another run of the generator, and its
 candle history (docs/exchange_sim_market.md §13) must not overlap the live exchange's history of the same symbol.

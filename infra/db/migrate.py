@@ -31,15 +31,21 @@ TABLES = (
     "signals",
     "audit_log",
     "idempotency_keys",
+    "reconciliation_runs",
+    "execution_state",
     "model_versions",
+    "model_gate_decisions",
+    "model_predictions",
     "users",
     "market_snapshots",
     "public_trades",
     "candles",
     "storage_settings",
-    "drift_reports",  # 0004 orchestration
+    "strategy_statistics",
+    "detections",
+    "sr_levels",
+    "drift_reports",
     "retraining_runs",
-    "strategy_statistics",  # 0003 decisions: strategies
 )
 
 
