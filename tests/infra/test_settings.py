@@ -243,7 +243,8 @@ def test_every_setting_reaches_a_component_config() -> None:
     component_configs = {
         name
         for name, member in vars(Settings).items()
-        if isinstance(member, property) and str(member.fget.__annotations__.get("return", "")).endswith("Config")
+        if isinstance(member, property)
+        and str(member.fget.__annotations__.get("return", "")).endswith("Config")
     }
     assert component_configs <= set(CONFIGS), f"compare these configs too: {component_configs - set(CONFIGS)}"
     defaults = _configs(load_settings(_env_file=None))

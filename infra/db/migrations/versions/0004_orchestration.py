@@ -103,7 +103,5 @@ def downgrade() -> None:
     quoted = ", ".join("'" + label.replace("'", "''") + "'" for label in labels)
     op.execute("ALTER TYPE audit_action RENAME TO audit_action_0004")
     op.execute(f"CREATE TYPE audit_action AS ENUM ({quoted})")
-    op.execute(
-        "ALTER TABLE audit_log ALTER COLUMN action TYPE audit_action USING action::text::audit_action"
-    )
+    op.execute("ALTER TABLE audit_log ALTER COLUMN action TYPE audit_action USING action::text::audit_action")
     op.execute("DROP TYPE audit_action_0004")
