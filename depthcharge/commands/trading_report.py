@@ -92,7 +92,8 @@ def _latency(stats: dict[str, Any]) -> str:
 
 def _print_strategies(before: Snapshot, after: Snapshot) -> None:
     click.echo(
-        "per strategy (this run): signals, trades, hit rate, PnL after fees, fees, maker / taker trades"
+        "per strategy (this run): signals (of them stopped by cost), trades, hit rate, PnL after fees, fees, "
+        "maker / taker trades"
     )
     total_fees, total_net = Decimal(0), Decimal(0)
     for name, now in sorted(after.statistics.items()):
@@ -100,7 +101,7 @@ def _print_strategies(before: Snapshot, after: Snapshot) -> None:
         d = _delta(now, then)
         hit = f"{d['wins'] / d['trades']:.0%}" if d["trades"] else "—"
         click.echo(
-            f"  {name:<15} signals {d['signals']:>4}  trades {d['trades']:>3}  hit {hit:>4}  "
+            f"  {name:<15} signals {d['signals']:>4} ({d['signals_below_cost']:>4})  trades {d['trades']:>3}  hit {hit:>4}  "
             f"net {d['net_pnl']:>10.4f} USDT  fees {d['fees']:>8.4f}  maker {d['maker_trades']} "
             f"({d['maker_net_pnl']:.4f}) / taker {d['taker_trades']} ({d['taker_net_pnl']:.4f})"
         )
@@ -110,6 +111,6 @@ def _print_strategies(before: Snapshot, after: Snapshot) -> None:
 
 
 def _delta(now: StrategyStatistics, then: StrategyStatistics | None) -> dict[str, Any]:
-    fields = ("signals", "trades", "wins", "maker_trades", "taker_trades", "fees", "net_pnl", "maker_net_pnl",
+    fields = ("signals", "signals_below_cost", "trades", "wins", "maker_trades", "taker_trades", "fees", "net_pnl", "maker_net_pnl",
               "taker_net_pnl")  # fmt: skip
     return {f: getattr(now, f) - (getattr(then, f) if then is not None else 0) for f in fields}

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from depthcharge.commands.dagster import STOP_TIMEOUT_S
+from depthcharge.commands.dagster import STOP_TIMEOUT_S, serve_commands, supervise
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = (
@@ -55,8 +55,9 @@ class Output:
     def text(self) -> str:
         return "".join(self.lines)
 
-    def join(self) -> None:
+    def close(self) -> None:
         self._thread.join(timeout=10)
+        self._stream.close()
 
 
 @pytest.fixture
@@ -100,15 +101,15 @@ def _wait_for_answer(url: str, proc: subprocess.Popen[str], log: Path) -> bytes:
     )
 
 
-def _children_by_role(proc: subprocess.Popen[str]) -> dict[str, psutil.Process]:
-    roles = {}
-    for child in psutil.Process(proc.pid).children():
-        cmdline = " ".join(child.cmdline())
-        if "-m dagster_webserver" in cmdline:
-            roles["dagster-webserver"] = child
-        elif "-m dagster daemon run" in cmdline:
-            roles["dagster-daemon"] = child
-    return roles
+def _children_by_role(proc: subprocess.Popen[str], url: str) -> dict[str, psutil.Process]:
+    """The command's children running the command lines `serve_commands` gives for the printed port."""
+    host, port = url.removeprefix("http://").split(":")
+    wanted = {tuple(cmd): name for name, cmd in serve_commands(host, int(port)).items()}
+    return {
+        wanted[tuple(c.cmdline())]: c
+        for c in psutil.Process(proc.pid).children()
+        if tuple(c.cmdline()) in wanted
+    }
 
 
 def _postmaster_pid(var_dir: Path) -> int | None:
@@ -139,7 +140,7 @@ def test_serve_prints_the_url_and_stops_both_children(stop: str, var_dir: Path, 
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url) and not url.endswith(":0"), url
         assert b"dagster_webserver_version" in _wait_for_answer(url, proc, log)
 
-        roles = _children_by_role(proc)
+        roles = _children_by_role(proc, url)
         assert set(roles) == {"dagster-webserver", "dagster-daemon"}, [c.cmdline() for c in roles.values()]
         assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in roles.values())
         postmaster = _postmaster_pid(var_dir)
@@ -157,7 +158,7 @@ def test_serve_prints_the_url_and_stops_both_children(stop: str, var_dir: Path, 
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running {EXIT_BOUND_S:.0f} s after {stop}:\n{log.read_text()[-4000:]}")
         took = time.monotonic() - began
-        out.join()
+        out.close()
         assert code == 0, f"exit status {code} after {stop}:\n{log.read_text()[-4000:]}"
         assert out.lines[-1].strip() == "stopped", out.text()[-2000:]
         assert took < STOP_TIMEOUT_S, f"{took:.1f} s: a child needed the SIGKILL fallback\n{log.read_text()}"
@@ -168,6 +169,31 @@ def test_serve_prints_the_url_and_stops_both_children(stop: str, var_dir: Path, 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            out.close()
         for p in started:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
+
+
+def test_a_child_that_exits_stops_the_other_and_gives_its_status() -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    failing = [sys.executable, "-c", "import time, sys; time.sleep(0.5); sys.exit(3)"]
+    began = time.monotonic()
+    code = supervise({"sleeper": sleeper, "failing": failing}, dict(os.environ))
+    assert code == 3
+    assert time.monotonic() - began < 20, "the sleeper was not stopped when the other child exited"
+
+
+@pytest.mark.slow  # the embedded server starts first: about 15 s
+def test_the_command_exits_with_dagsters_status(var_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN} | {"VAR_DIR": str(var_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthcharge", "dagster", "no-such-command"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "No such command 'no-such-command'" in proc.stderr
