@@ -164,6 +164,17 @@ class FillsAndPositions:
         if live is None:
             await self._open(fill, fill.quantity, order, conn)
             return
+        if live.status is PositionStatus.OPENING and live.quantity == 0 and fill.side is not live.side:
+            # The entry has not filled and the other side filled first (another intent, or an order placed
+            # by hand): there is nothing to close. The empty position ends without PnL and the fill opens
+            # its own, so its fee is charged once.
+            await self.set_status(
+                fill.symbol, PositionStatus.CLOSED, conn=conn, closed_ms=fill.ts,
+                reason=f"superseded by fill {fill.exec_id}: the other side filled before the entry",
+                exit_reason="superseded: the other side filled before the entry",
+            )  # fmt: skip
+            await self._open(fill, fill.quantity, order, conn)
+            return
         fsm = self.registry.position_for(live)
         outcome = fsm.apply_fill(fill.exec_id, fill.side, fill.quantity, fill.price, ts=fill.ts)
         if not outcome.applied:

@@ -78,6 +78,54 @@ async def test_entries_wait_for_reconciliation_but_exits_do_not(runtime: Executi
     assert (await runtime.manager.submit(market_intent("while-held"))).accepted  # refusals are not cached
 
 
+async def test_the_other_side_filling_before_a_resting_entry_opens_its_own_position(
+    runtime: ExecutionRuntime, venue: SimServer, pool
+) -> None:
+    """A resting buy entry leaves the symbol's position Opening and empty; a sell filling first has nothing
+    to close: the empty position ends without PnL and the sell opens a short, its fee charged once."""
+    book = venue.venue.engine.books["BTCUSDT"]
+    bid = book.instrument.ticks_to_price(book.best_bid() or 0)
+    resting = await runtime.manager.submit(
+        TradeIntent(
+            intent_id="rest-buy", symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, ts=1,
+            price=bid - 500, quantity=Decimal("0.01"), time_in_force=TimeInForce.GTC, source="test",
+        )
+    )  # fmt: skip
+    assert resting.status is OrderStatus.PLACED
+    positions = PositionRepository(pool)
+    (opening,) = await positions.find(symbol="BTCUSDT")
+    assert opening.status is PositionStatus.OPENING and opening.quantity == 0
+    sell = await runtime.manager.submit(market_intent("sell-first", Side.SELL))
+    assert sell.accepted
+
+    async def short_open() -> bool:
+        live = await positions.get_live("BTCUSDT")
+        return live is not None and live.side is Side.SELL and live.status is PositionStatus.OPEN
+
+    await wait_until(short_open, what="the sell opened a short")
+    superseded = await positions.get(opening.id or 0)
+    assert superseded is not None and superseded.status is PositionStatus.CLOSED
+    assert superseded.realized_pnl == 0 and superseded.fees_paid == 0
+    assert superseded.exit_reason == "superseded: the other side filled before the entry"
+    fills = [f for f in await FillRepository(pool).find(symbol="BTCUSDT")]
+    short = await positions.get_live("BTCUSDT")
+    assert short is not None and short.quantity == Decimal("0.01")
+    assert (
+        short.fees_paid == sum((f.fee for f in fills), Decimal(0)) and short.realized_pnl == -short.fees_paid
+    )
+    # The resting entry ending unfilled leaves the short alone.
+    await runtime.manager.cancel(resting.client_order_id or "", reason="test cancel")
+
+    async def cancelled() -> bool:
+        o = await OrderRepository(pool).get_by_client_order_id(resting.client_order_id or "")
+        return o is not None and o.status is OrderStatus.CANCELLED
+
+    await wait_until(cancelled, what="the resting entry cancelled")
+    await runtime.ledger.drain_hooks()
+    still = await positions.get_live("BTCUSDT")
+    assert still is not None and still.id == short.id and still.status is PositionStatus.OPEN
+
+
 async def test_limit_order_amend_and_cancel(runtime: ExecutionRuntime, venue: SimServer, pool) -> None:
     book = venue.venue.engine.books["BTCUSDT"]
     bid = book.instrument.ticks_to_price(book.best_bid() or 0)
