@@ -50,7 +50,10 @@ def exit_status(exc: BaseException) -> int:
 def main() -> None:
     """Run the CLI; known failures print one clear line and exit 2 instead of a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode click hands back the status of `ctx.exit(code)` instead of exiting.
+        status = cli.main(standalone_mode=False)
+        if isinstance(status, int) and not isinstance(status, bool) and status != 0:
+            sys.exit(status)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

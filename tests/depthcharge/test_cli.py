@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from infra.db.connection import Database
@@ -102,3 +103,21 @@ def test_invalid_setting_is_named() -> None:
     proc = _run("db", "status", env={"TRADING_PAIRS": "btc-usd"})
     assert proc.returncode == 2
     assert "TRADING_PAIRS" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_commands_exit_status_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ctx.exit(n)` in any command ends the process with n (click runs without standalone mode)."""
+    from depthcharge.cli import cli, main
+
+    @cli.command("exit-three", hidden=True)
+    @click.pass_context
+    def exit_three(ctx: click.Context) -> None:
+        ctx.exit(3)
+
+    monkeypatch.setattr(sys, "argv", ["depthcharge", "exit-three"])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main()
+        assert ended.value.code == 3
+    finally:
+        cli.commands.pop("exit-three")
