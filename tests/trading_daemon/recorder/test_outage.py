@@ -84,7 +84,7 @@ async def test_rows_survive_an_outage_exactly_once_and_in_order(
         assert mid.rows_spooled > outage_s / 0.02 and mid.spool_files >= 2 and mid.spool_bytes > 0
         assert mid.lag_s >= outage_s * 0.8  # the oldest unwritten row waits since the stop
         await _start(embedded_server)
-        # Bounded, not timed: the back-fill's speed is measured by bench/ingest.py, not asserted here.
+        # Bounded, not timed: a loaded machine may take longer; how long is no property of the recorder.
         await wait_until(lambda: rec.state == "writing", 60, "the back-fill")
         await asyncio.sleep(1.0)  # rows keep arriving after the back-fill, written directly
         stop_producer.set()
