@@ -63,6 +63,27 @@ class EmbeddedPostgres:
             raise DatabaseUnavailable("the embedded PostgreSQL is not started")
         return Path(self._server.get_postmaster_info().socket_dir)
 
+    def halt(self) -> None:
+        """Stop the server now, as a crash would (`pg_ctl stop -m immediate`: no shutdown checkpoint to wait
+        for, recovery at the next start), whatever other handles hold it.
+
+        `stop` releases a handle and pgserver stops the server only when the last handle of every process
+        is gone, so a handle another process left behind keeps it up; an outage drill needs it down.
+        """
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        server = self._require()
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+    def resume(self) -> None:
+        """Start the server again after `halt`, with the socket directory and log pgserver chose."""
+        self._require().ensure_postgres_running()
+
+    def _require(self) -> Any:
+        if self._server is None:
+            raise DatabaseUnavailable("the embedded PostgreSQL is not started")
+        return self._server
+
     def stop(self) -> None:
         """Release this handle; the server stops when no handle of any process holds it any more."""
         if self._server is None:

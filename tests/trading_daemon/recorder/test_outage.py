@@ -26,11 +26,12 @@ EMBEDDED_ONLY = pytest.mark.parametrize("pg_server", ["embedded"], indirect=True
 
 
 async def _stop(server: EmbeddedPostgres) -> None:
-    await asyncio.to_thread(server.stop)  # pg_ctl stop -w: blocking, so off the loop the recorder runs on
+    # Down for real whatever other handles hold the session's server; blocking, so off the recorder's loop.
+    await asyncio.to_thread(server.halt)
 
 
 async def _start(server: EmbeddedPostgres) -> None:
-    await asyncio.to_thread(server.start)
+    await asyncio.to_thread(server.resume)
 
 
 @contextlib.asynccontextmanager
@@ -39,8 +40,7 @@ async def _restarted_at_exit(server: EmbeddedPostgres):  # type: ignore[no-untyp
     try:
         yield
     finally:
-        if server._server is None:
-            await _start(server)
+        await _start(server)  # a no-op when it is running
 
 
 @EMBEDDED_ONLY
