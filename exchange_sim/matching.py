@@ -11,10 +11,12 @@ maps those to the REST reply and the ``execution``/``order``/``position``/``wall
 Rules implemented (docs/exchange_protocol.md §4): create-time validation in Bybit's order (§4.1 table); GTC, IOC, FOK
 and PostOnly; Market orders as IOC limit orders bounded by a protection price (``pricing.py``);
 reduce-only orders capped to the position not yet covered by resting reduce-only orders, and cut back
-(``CancelByReduceOnly``) when fills shrink the position;
-amend (a price change or a quantity increase loses queue priority, a decrease keeps it,
-docs/exchange_sim_market.md §11); cancel and cancel-all; one order message per state change (a completing fill yields only
-``Filled``). Self-matching is allowed (``smpType`` None, Bybit's default).
+(``CancelByReduceOnly``) when fills shrink the position; one order message per state change (a
+completing fill yields only ``Filled``). Self-matching is allowed (``smpType`` None, Bybit's default).
+
+This module holds the queries, create, matching and reduce-only upkeep. The engine's other halves work
+on its internals from their own modules: amend, cancel and cancel-all in ``amend_cancel.py`` (the
+engine's methods of those names call it), conditional and TP/SL orders in ``conditional.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from exchange_sim import amend_cancel
 from exchange_sim.accounts import (
     DEFAULT_MAKER_FEE_RATE,
     DEFAULT_TAKER_FEE_RATE,
@@ -36,7 +39,6 @@ from exchange_sim.conditional import ConditionalOrders
 from exchange_sim.errors import ExchangeError, RetCode
 from exchange_sim.events import (
     CANCEL_BY_REDUCE_ONLY,
-    CANCEL_BY_USER,
     CANCEL_UNKNOWN,
     CANCELLED,
     EC_CANCEL_FOR_NO_FULL_FILL,
@@ -46,7 +48,6 @@ from exchange_sim.events import (
     EXEC_TRADE,
     FILLED,
     PARTIALLY_FILLED,
-    UNTRIGGERED,
     ZERO,
     Execution,
     IdFactory,
@@ -55,7 +56,7 @@ from exchange_sim.events import (
 )
 from exchange_sim.instruments import Instrument, get_instrument
 from exchange_sim.pricing import check_price_band, market_protection
-from exchange_sim.tpsl import TpslSpec, attach, check_attached, matches_filter
+from exchange_sim.tpsl import TpslSpec, attach, check_attached
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
 ANON_TAKER = "~anon-taker"  # owner of the synthetic market's own market orders and sweeps (no records kept)
@@ -655,7 +656,7 @@ class MatchingEngine:
             order.updated_time = ts
         result.order_updates.append(order.snapshot())
 
-    # -- amend, cancel -------------------------------------------------------------------------------
+    # -- amend, cancel (exchange_sim/amend_cancel.py) ----------------------------------------------
 
     def amend(
         self,
@@ -680,107 +681,25 @@ class MatchingEngine:
         filters, 110094, 110003, 110017, 110007; 110064 if ``qty`` does not exceed the filled qty;
         110059 for TP/SL changes on a partially filled order.
         """
-        spec = get_instrument(symbol, self.instruments)
-        book = self.books[symbol]
-        tpsl = tpsl if tpsl is not None else TpslSpec()
-        order = self._require_open(owner, symbol, order_id, order_link_id, "replace")
-        changes_tpsl = tpsl.given or tpsl.tp_limit_price is not None or tpsl.sl_limit_price is not None
-        if (
-            qty is None
-            and price is None
-            and trigger_price is None
-            and trigger_by is None
-            and not changes_tpsl
-        ):
-            raise _params_error("amend needs qty, price, triggerPrice, triggerBy, takeProfit or stopLoss")
-        if order.order_status == UNTRIGGERED:
-            result = EngineResult()
-            self.conditional.amend(
-                order, qty=qty, price=price, trigger_price=trigger_price, trigger_by=trigger_by, tpsl=tpsl,
-                result=result,
-            )  # fmt: skip
-            return result
-        if trigger_price is not None or trigger_by is not None:
-            raise _params_error("triggerPrice/triggerBy can only be amended before the order has triggered")
-        entry = book.get(order.order_id)
-        assert entry is not None
-        if changes_tpsl:
-            if order.cum_exec_qty:
-                raise ExchangeError(
-                    RetCode.TPSL_OF_PARTIALLY_FILLED,
-                    "Not allowed to modify the TP/SL of a partially filled open order",
-                )
-            base = spec.ticks_to_price(spec.validate_price(price)) if price is not None else order.price
-            mode = tpsl.tpsl_mode or order.tpsl_mode or None
-            check_attached(spec, order.side, replace(tpsl, tpsl_mode=mode), base)
-            if qty is None and price is None:
-                attach(order, tpsl, amend=True)
-                order.updated_time = self.clock()
-                self.conditional.watch_attached(order)
-                snapshot = order.snapshot()
-                result = EngineResult(order=snapshot, order_updates=[snapshot])
-                return result
-        cum_lots = spec.qty_to_lots(order.cum_exec_qty)
-        new_total = spec.validate_qty(qty, "Limit") if qty is not None else spec.qty_to_lots(order.qty)
-        new_ticks = spec.validate_price(price) if price is not None else entry.price
-        if new_total == spec.qty_to_lots(order.qty) and new_ticks == entry.price and not changes_tpsl:
-            raise _params_error("amend changes nothing: qty and price equal the order's")
-        if new_total <= cum_lots:
-            raise ExchangeError(
-                RetCode.AMEND_QTY_NOT_ABOVE_FILLED,
-                f"amended qty {qty} must exceed the filled qty {order.cum_exec_qty}",
-            )
-        new_price = spec.ticks_to_price(new_ticks)
-        if new_ticks != entry.price:
-            check_price_band(spec, order.side, new_price, self.reference_price(symbol))
-        if not order.reduce_only:
-            spec.validate_notional(spec.lots_to_qty(new_total), new_price)
-        new_leaves = new_total - cum_lots
-        account = self.accounts.get(owner)
-        if order.reduce_only:
-            new_leaves = min(new_leaves, self._reduce_only_room(spec, owner, order.side, order.order_id))
-            if new_leaves <= 0:
-                raise ExchangeError(RetCode.REDUCE_ONLY_NOT_SATISFIED, "Reduce-only rule not satisfied")
-        if account is not None:
-            probe = replace(order, price=new_price, leaves_qty=spec.lots_to_qty(new_leaves))
-            account.check_order_margin(probe, replacing=order.order_id)
-        ts = self.clock()
-        order.qty = spec.lots_to_qty(cum_lots + new_leaves)
-        order.leaves_qty = spec.lots_to_qty(new_leaves)
-        order.price = new_price
-        order.updated_time = ts
-        if changes_tpsl:
-            attach(order, tpsl, amend=True)
-            self.conditional.watch_attached(order)
-        result = EngineResult()
-        if new_ticks == entry.price and new_leaves <= entry.leaves:
-            book.reduce(order.order_id, new_leaves)
-        elif not book.would_cross(order.side, new_ticks):
-            book.requeue(order.order_id, new_ticks, new_leaves)
-        else:
-            book.remove(order.order_id)
-            self._unlist(order)
-            self._execute(spec, book, order, new_leaves, new_ticks, result, ts)
-            self.conditional.settle(result, (symbol,))
-            return result
-        result.order = order.snapshot()
-        result.order_updates.append(result.order)
-        return result
+        return amend_cancel.amend(
+            self,
+            owner,
+            symbol,
+            order_id=order_id,
+            order_link_id=order_link_id,
+            qty=qty,
+            price=price,
+            trigger_price=trigger_price,
+            trigger_by=trigger_by,
+            tpsl=tpsl,
+        )
 
     def cancel(
         self, owner: str, symbol: str, *, order_id: str | None = None, order_link_id: str | None = None
     ) -> EngineResult:
         """``/v5/order/cancel``; an unknown, filled or cancelled order is 110001. An Untriggered
         conditional or TP/SL order ends ``Deactivated`` (a Full TP/SL also leaves the position)."""
-        get_instrument(symbol, self.instruments)
-        order = self._require_open(owner, symbol, order_id, order_link_id, "cancel")
-        result = EngineResult()
-        if order.order_status == UNTRIGGERED:
-            self.conditional.deactivate(order, CANCEL_BY_USER, result)
-        else:
-            self._cancel_one(order, self.clock(), result)
-        result.order = result.order_updates[-1]
-        return result
+        return amend_cancel.cancel(self, owner, symbol, order_id=order_id, order_link_id=order_link_id)
 
     def cancel_all(
         self,
@@ -795,48 +714,9 @@ class MatchingEngine:
         ``Order`` keeps conditional and TP/SL orders, ``StopOrder`` (narrowed by ``stop_order_type``)
         and ``tpslOrder`` cancel only those (see :func:`~exchange_sim.conditional.matches_filter`).
         """
-        if symbol is not None:
-            get_instrument(symbol, self.instruments)
-        ts = self.clock()
-        result = EngineResult()
-        active = [
-            o
-            for o in self._open.values()
-            if o.owner == owner
-            and symbol in (None, o.symbol)
-            and matches_filter(o, order_filter, stop_order_type)
-        ]
-        waiting = [
-            o
-            for o in self.conditional.pending.values()
-            if o.owner == owner
-            and symbol in (None, o.symbol)
-            and matches_filter(o, order_filter, stop_order_type)
-        ]
-        for order in (active + waiting)[:MAX_ACTIVE_ORDERS]:
-            if order.order_status == UNTRIGGERED:
-                self.conditional.deactivate(order, CANCEL_BY_USER, result)
-            else:
-                self._cancel_one(order, ts, result)
-        return result
-
-    def _cancel_one(self, order: Order, ts: int, result: EngineResult) -> None:
-        self.books[order.symbol].remove(order.order_id)
-        self._finish(order, CANCELLED, order.reject_reason, CANCEL_BY_USER, ts)
-        self._retire(order)
-        result.order_updates.append(order.snapshot())
+        return amend_cancel.cancel_all(self, owner, symbol, order_filter, stop_order_type)
 
     # -- bookkeeping -----------------------------------------------------------------------------------
-
-    def _require_open(
-        self, owner: str, symbol: str, order_id: str | None, order_link_id: str | None, verb: str
-    ) -> Order:
-        if not order_id and not order_link_id:
-            raise _params_error("OrderId or orderLinkId is required")
-        order = self._find(owner, order_id, order_link_id, include_closed=False)
-        if order is None or order.symbol != symbol:
-            raise ExchangeError(RetCode.ORDER_NOT_EXISTS, f"order not exists or too late to {verb}")
-        return order
 
     def _find(
         self, owner: str, order_id: str | None, order_link_id: str | None, include_closed: bool

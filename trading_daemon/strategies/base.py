@@ -15,7 +15,9 @@ outcome is measured), and the indicator values the rule read. Exit signals carry
 and `reduce_only` (docs/strategies.md §2, §3).
 
 Indicators come from TA-Lib over float64 arrays of the candles; computing them once per candle state (not
-once per row) is what :class:`CandleCache` is for.
+once per row) is what :class:`CandleCache` is for. A strategy that reads them derives from
+:class:`CandleStrategy` (its config, that cache, no vote until the indicators are ready) and supplies only
+its own parts: `compute_indicators`, `vote` and `exit_signal`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -36,6 +38,8 @@ from schemas.trading import Position, Signal
 from trading_daemon.analysis.records import MarketAnalysis
 
 T = TypeVar("T")
+ConfigT = TypeVar("ConfigT", bound="StrategySettings")
+IndicatorsT = TypeVar("IndicatorsT", bound="Indicators")
 
 _ARRAY_CACHE_SIZE = 64
 
@@ -245,3 +249,56 @@ class Strategy(ABC):
                 analysis, position, "take_profit", f"mid {mid} reached the target {target}", target=target
             )
         return None
+
+
+class StrategySettings(Protocol):
+    """What every strategy's config has (`infra.settings.MomentumConfig` and its siblings)."""
+
+    @property
+    def entry_style(self) -> EntryStyle: ...
+
+    @property
+    def max_hold_s(self) -> float: ...
+
+
+class Indicators(Protocol):
+    """A strategy's indicator values on the newest candle."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether the rules may read them (False while the candles are too few)."""
+        ...
+
+
+class CandleStrategy(Strategy, Generic[ConfigT, IndicatorsT]):
+    """A strategy built from its config whose rules read indicators of the candles.
+
+    A subclass supplies :meth:`compute_indicators`, its entry rule :meth:`vote` and :meth:`exit_signal`;
+    :meth:`indicators` computes them once per symbol and candle window, and there is no vote while the
+    analysis is invalid or the indicators are not ready.
+    """
+
+    def __init__(self, config: ConfigT) -> None:
+        super().__init__(entry_style=config.entry_style, max_hold_s=config.max_hold_s)
+        self.config = config
+        self._indicators: CandleCache[IndicatorsT] = CandleCache()
+
+    @abstractmethod
+    def compute_indicators(self, k: CandleArrays) -> IndicatorsT:
+        """The indicators on the newest candle of `k` under `self.config` (not ready while too few)."""
+
+    @abstractmethod
+    def vote(self, analysis: MarketAnalysis, ind: IndicatorsT) -> Signal | None:
+        """The entry vote on a valid analysis with ready indicators, or None."""
+
+    def indicators(self, symbol: str, candles: Sequence[Candle]) -> IndicatorsT:
+        """The indicators of `symbol`'s `candles`, recomputed only when that window changes."""
+        return self._indicators.get(symbol, candles, self.compute_indicators)
+
+    def analyze(
+        self, analysis: MarketAnalysis, candles: Sequence[Candle], position: Position | None
+    ) -> Signal | None:
+        ind = self.indicators(analysis.symbol, candles)
+        if not (analysis.valid and ind.ready):
+            return None
+        return self.vote(analysis, ind)

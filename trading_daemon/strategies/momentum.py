@@ -18,14 +18,7 @@ from infra.settings import MomentumConfig
 from schemas.market import Candle
 from schemas.trading import Position, Signal
 from trading_daemon.analysis.records import MarketAnalysis
-from trading_daemon.strategies.base import (
-    CandleArrays,
-    CandleCache,
-    Strategy,
-    clamp01,
-    last,
-    position_is_long,
-)
+from trading_daemon.strategies.base import CandleArrays, CandleStrategy, clamp01, last, position_is_long
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +50,17 @@ def momentum_indicators(k: CandleArrays, c: MomentumConfig) -> MomentumIndicator
     )
 
 
-class MomentumStrategy(Strategy):
+class MomentumStrategy(CandleStrategy[MomentumConfig, MomentumIndicators]):
     """ROC beyond MOMENTUM_ROC_THRESHOLD_PCT, RSI filter, volume confirmation."""
 
     name = "momentum"
 
-    def __init__(self, config: MomentumConfig) -> None:
-        super().__init__(entry_style=config.entry_style, max_hold_s=config.max_hold_s)
-        self.config = config
-        self._indicators: CandleCache[MomentumIndicators] = CandleCache()
+    def compute_indicators(self, k: CandleArrays) -> MomentumIndicators:
+        return momentum_indicators(k, self.config)
 
-    def indicators(self, symbol: str, candles: Sequence[Candle]) -> MomentumIndicators:
-        return self._indicators.get(symbol, candles, lambda k: momentum_indicators(k, self.config))
-
-    def analyze(
-        self, analysis: MarketAnalysis, candles: Sequence[Candle], position: Position | None
-    ) -> Signal | None:
+    def vote(self, analysis: MarketAnalysis, ind: MomentumIndicators) -> Signal | None:
         c = self.config
-        ind = self.indicators(analysis.symbol, candles)
-        if not (analysis.valid and ind.ready) or ind.volume_ratio < c.volume_mult:
+        if ind.volume_ratio < c.volume_mult:
             return None
         if ind.roc_pct >= c.roc_threshold_pct and ind.rsi < c.rsi_overbought:
             buy = True

@@ -21,14 +21,7 @@ from infra.settings import SarWaveConfig
 from schemas.market import Candle
 from schemas.trading import Position, Signal
 from trading_daemon.analysis.records import MarketAnalysis
-from trading_daemon.strategies.base import (
-    CandleArrays,
-    CandleCache,
-    Strategy,
-    clamp01,
-    last,
-    position_is_long,
-)
+from trading_daemon.strategies.base import CandleArrays, CandleStrategy, clamp01, last, position_is_long
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +103,18 @@ def sar_wave_indicators(k: CandleArrays, c: SarWaveConfig) -> SarWaveIndicators:
     )
 
 
-class SarWaveStrategy(Strategy):
+class SarWaveStrategy(CandleStrategy[SarWaveConfig, SarWaveIndicators]):
     """Parabolic SAR trend, ADX filter, Fibonacci retracement entries on the last wave."""
 
     name = "sar_wave"
 
-    def __init__(self, config: SarWaveConfig) -> None:
-        super().__init__(entry_style=config.entry_style, max_hold_s=config.max_hold_s)
-        self.config = config
-        self._indicators: CandleCache[SarWaveIndicators] = CandleCache()
+    def compute_indicators(self, k: CandleArrays) -> SarWaveIndicators:
+        return sar_wave_indicators(k, self.config)
 
-    def indicators(self, symbol: str, candles: Sequence[Candle]) -> SarWaveIndicators:
-        return self._indicators.get(symbol, candles, lambda k: sar_wave_indicators(k, self.config))
-
-    def analyze(
-        self, analysis: MarketAnalysis, candles: Sequence[Candle], position: Position | None
-    ) -> Signal | None:
+    def vote(self, analysis: MarketAnalysis, ind: SarWaveIndicators) -> Signal | None:
         c = self.config
-        ind = self.indicators(analysis.symbol, candles)
         wave = ind.wave
-        if not (analysis.valid and ind.ready) or wave is None or ind.adx < c.adx_threshold:
+        if wave is None or ind.adx < c.adx_threshold:
             return None
         buy = wave.up
         trend_up = ind.close > ind.sar

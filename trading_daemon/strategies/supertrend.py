@@ -25,8 +25,7 @@ from schemas.trading import Position, Signal
 from trading_daemon.analysis.records import MarketAnalysis
 from trading_daemon.strategies.base import (
     CandleArrays,
-    CandleCache,
-    Strategy,
+    CandleStrategy,
     candles_since,
     clamp01,
     last,
@@ -102,25 +101,17 @@ def supertrend_indicators(k: CandleArrays, c: SuperTrendConfig) -> SuperTrendInd
     )
 
 
-class SuperTrendStrategy(Strategy):
+class SuperTrendStrategy(CandleStrategy[SuperTrendConfig, SuperTrendIndicators]):
     """ATR × multiplier trend following with adaptive and trailing stops."""
 
     name = "supertrend"
 
-    def __init__(self, config: SuperTrendConfig) -> None:
-        super().__init__(entry_style=config.entry_style, max_hold_s=config.max_hold_s)
-        self.config = config
-        self._indicators: CandleCache[SuperTrendIndicators] = CandleCache()
+    def compute_indicators(self, k: CandleArrays) -> SuperTrendIndicators:
+        return supertrend_indicators(k, self.config)
 
-    def indicators(self, symbol: str, candles: Sequence[Candle]) -> SuperTrendIndicators:
-        return self._indicators.get(symbol, candles, lambda k: supertrend_indicators(k, self.config))
-
-    def analyze(
-        self, analysis: MarketAnalysis, candles: Sequence[Candle], position: Position | None
-    ) -> Signal | None:
+    def vote(self, analysis: MarketAnalysis, ind: SuperTrendIndicators) -> Signal | None:
         c = self.config
-        ind = self.indicators(analysis.symbol, candles)
-        if not (analysis.valid and ind.ready) or ind.bars_since_flip >= c.signal_bars:
+        if ind.bars_since_flip >= c.signal_bars:
             return None
         buy = ind.trend > 0
         if ind.flip_volume_ratio < c.volume_mult or (ind.roc_pct <= 0 if buy else ind.roc_pct >= 0):

@@ -26,14 +26,7 @@ from schemas.market import Candle
 from schemas.trading import Position, Signal
 from trading_daemon.analysis.records import MarketAnalysis
 from trading_daemon.analysis.volume_profile import VolumeProfile, volume_profile
-from trading_daemon.strategies.base import (
-    CandleArrays,
-    CandleCache,
-    Strategy,
-    clamp01,
-    last,
-    position_is_long,
-)
+from trading_daemon.strategies.base import CandleArrays, CandleStrategy, clamp01, last, position_is_long
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,25 +68,15 @@ def profile_indicators(k: CandleArrays, c: VolumeProfileConfig) -> ProfileIndica
     )
 
 
-class VolumeProfileStrategy(Strategy):
+class VolumeProfileStrategy(CandleStrategy[VolumeProfileConfig, ProfileIndicators]):
     """POC, 70 % value area, high- and low-volume nodes."""
 
     name = "volume_profile"
 
-    def __init__(self, config: VolumeProfileConfig) -> None:
-        super().__init__(entry_style=config.entry_style, max_hold_s=config.max_hold_s)
-        self.config = config
-        self._indicators: CandleCache[ProfileIndicators] = CandleCache()
+    def compute_indicators(self, k: CandleArrays) -> ProfileIndicators:
+        return profile_indicators(k, self.config)
 
-    def indicators(self, symbol: str, candles: Sequence[Candle]) -> ProfileIndicators:
-        return self._indicators.get(symbol, candles, lambda k: profile_indicators(k, self.config))
-
-    def analyze(
-        self, analysis: MarketAnalysis, candles: Sequence[Candle], position: Position | None
-    ) -> Signal | None:
-        ind = self.indicators(analysis.symbol, candles)
-        if not (analysis.valid and ind.ready):
-            return None
+    def vote(self, analysis: MarketAnalysis, ind: ProfileIndicators) -> Signal | None:
         return self._rejection(analysis, ind) or self._breakout(analysis, ind)
 
     def _rejection(self, analysis: MarketAnalysis, ind: ProfileIndicators) -> Signal | None:
