@@ -8,6 +8,7 @@ import click
 from pydantic import ValidationError
 
 from depthcharge.commands.audit import audit
+from depthcharge.commands.check import check
 from depthcharge.commands.daemon import daemon, record
 from depthcharge.commands.dagster import dagster
 from depthcharge.commands.db import db
@@ -39,6 +40,7 @@ cli.add_command(record_sim)
 cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(dagster)
+cli.add_command(check)
 
 
 def exit_status(exc: BaseException) -> int:

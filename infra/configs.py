@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -51,6 +52,21 @@ VENUE_URLS: dict[ExchangeName, VenueUrls] = {
 
 
 # ---- per-component configs (no defaults: they come from Settings) ------------------------------------
+
+
+def venue_of(url: str) -> Literal["local", "testnet", "demo", "mainnet", "other"]:
+    """Which kind of venue a URL points at. Any Bybit host that is neither testnet nor demo counts as
+    mainnet (real money), regional domains included: the safe side."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return "local"
+    if "testnet" in host:
+        return "testnet"
+    if host.startswith(("api-demo.", "stream-demo.")):
+        return "demo"
+    if any(name in host for name in ("bybit", "bytick", "byhkbit")):
+        return "mainnet"
+    return "other"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +151,26 @@ class ExecutionConfig:
     account_lock_wait_s: float
     scripted_intent_interval_s: float
     scripted_intent_notional_usdt: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiConfig:
+    """The daemon's status and control API, its authentication and the dashboard it serves."""
+
+    enabled: bool
+    host: str
+    port: int
+    secret_key: SecretStr | None  # never log it
+    secret_key_file: Path  # where a generated key is kept when SECRET_KEY is unset
+    admin_username: str
+    admin_password: SecretStr | None  # never log it
+    access_token_s: int
+    refresh_token_s: int
+    login_attempts_per_minute: int
+    cors_origins: tuple[str, ...]
+    ws_client_queue: int
+    dashboard_dir: Path
+    dagster_ui_url: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -104,6 +104,7 @@ class AuditAction(StrEnum):
     LOGIN = "login"
     EMERGENCY_STOP = "emergency_stop"
     PIPELINE_RUN_FAILED = "pipeline_run_failed"  # a Dagster run failed (migration 0004)
+    USER_CHANGE = "user_change"  # an API user created, deactivated, or its password changed (migration 0006)
 
 
 class ModelStatus(StrEnum):

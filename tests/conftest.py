@@ -25,6 +25,8 @@ from infra.db.connection import Database, normalise_url
 from infra.db.embedded import EmbeddedPostgres
 
 SERVERS = ("embedded", "external")
+# Every daemon a test starts serves its API on a free port: never the operator's 8000, never two alike.
+os.environ.setdefault("API_PORT", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

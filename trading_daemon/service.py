@@ -30,6 +30,7 @@ from infra.db.connection import Database, open_database
 from infra.settings import Settings
 from schemas.features import feature_spec
 from schemas.market import Candle
+from trading_daemon.analysis import MarketAnalyzer
 from trading_daemon.exchange.clock_sync import keep_clock_synced
 from trading_daemon.exchange.http import BybitHttpClient
 from trading_daemon.exchange.rest import BybitRestClient
@@ -46,6 +47,8 @@ from trading_daemon.resilience.rate_limiter import RateLimiter
 from trading_daemon.risk.health import ErrorBurst, WatchedBreakers, WatchedRateLimiter
 
 if TYPE_CHECKING:
+    from trading_daemon.api.context import DaemonContext
+    from trading_daemon.api.runtime import ApiRuntime
     from trading_daemon.decisions.runtime import DecisionsRuntime
     from trading_daemon.execution.runtime import ExecutionRuntime
 
@@ -68,8 +71,12 @@ async def run_service(
     metrics: DaemonMetrics | None = None,
     install_signal_handlers: bool = True,
     notifier: SystemdNotifier | None = None,
+    on_api: Callable[[DaemonContext, str], None] | None = None,
 ) -> ServiceReport:
     """Run until `stop` is set (or SIGTERM/SIGINT); return what was recorded.
+
+    With API_ENABLED the API (and the dashboard) listens from the start of start-up on; `on_api` is called
+    with the live context and the API's URL once it does.
 
     Raises `lifecycle.startup.StartupError` when start-up meets a configuration error (bad credentials,
     an unknown symbol, a wrong venue URL); every other start-up failure is retried.
@@ -118,7 +125,11 @@ async def run_service(
         if settings.trading_enabled and not settings.scripted_intent_interval_s  # a script replaces them
         else None
     )
+    # The screener's metrics: the decisions' analyzer when trading, else one of the API's own.
+    analyzer = decisions.analyzer if decisions is not None else MarketAnalyzer(settings.analyzer)
     sinks: list[MarketSink] = [recorder, features]
+    if decisions is None and settings.api.enabled:
+        sinks.append(analyzer)
     execution = await _execution(settings, db, rest, decisions)
     if execution is not None and execution.market is not None:
         sinks.append(execution.market)  # the touch and the market context of audit rows
@@ -148,6 +159,17 @@ async def run_service(
     clock_sync: asyncio.Task[None] | None = None
     decisions_task: asyncio.Task[None] | None = None
     execution_task: asyncio.Task[None] | None = None
+    api: ApiRuntime | None = None
+    # The API opens beside start-up (its key, users and bcrypt work must not delay the market) and serves
+    # /health and /ready during it; an API that cannot start (a taken port) stops the daemon.
+    api_opening: asyncio.Task[ApiRuntime] | None = None
+    if settings.api.enabled:
+        api_opening = loop.create_task(
+            _open_api(settings, db, rest, stream, feed, recorder, analyzer, breakers, limiter, metrics,
+                      http.now_ms, decisions, execution),
+            name="api-open",
+        )  # fmt: skip
+        api_opening.add_done_callback(functools.partial(_api_opened, stop=stop, on_api=on_api))
     try:
         try:
             await startup.run("exchange clock", rest.sync_time)
@@ -173,12 +195,23 @@ async def run_service(
             clock_sync = loop.create_task(
                 keep_clock_synced(http, venue.clock_sync_interval_s), name="exchange-clock-sync"
             )
+            if api_opening is not None:
+                api = await api_opening
+                api.started(stop)
             log.info("daemon ready", symbols=settings.feed.symbols, venue=rest_url, database=db.redacted)
             notifier.ready()
             await _report_until_stopped(settings, stop, feed, recorder, metrics, notifier)
     finally:
         log.info("daemon stopping")
         notifier.stopping()
+        api_error: BaseException | None = None
+        if api_opening is not None:
+            try:
+                api = await _api_outcome(api_opening)
+            except Exception as exc:  # raised once everything else is closed
+                api_error = exc
+        if api is not None:
+            await api.close()  # first: no request reads a component while it closes
         if decisions_task is not None:
             stop.set()
             await decisions_task  # the engine drains, the writers flush, before the feed and pool go
@@ -204,6 +237,8 @@ async def run_service(
                 loop.remove_signal_handler(sig)
         if own_notifier:
             notifier.close()
+    if api_error is not None:
+        raise api_error
     report = ServiceReport(
         feed.stats,
         recorder.stats(),
@@ -288,6 +323,58 @@ async def _execution(
     if decisions is not None:
         decisions.attach(runtime.manager, runtime.account)
     return runtime
+
+
+async def _open_api(
+    settings: Settings,
+    db: Database,
+    rest: BybitRestClient,
+    stream: BybitPublicWebSocket,
+    feed: MarketFeed,
+    recorder: Recorder,
+    analyzer: MarketAnalyzer,
+    breakers: CircuitBreakerManager,
+    limiter: RateLimiter,
+    metrics: DaemonMetrics,
+    exchange_now_ms: Callable[[], int],
+    decisions: DecisionsRuntime | None,
+    execution: ExecutionRuntime | None,
+) -> ApiRuntime:
+    from trading_daemon.api.context import DaemonContext
+    from trading_daemon.api.runtime import ApiRuntime
+
+    context = DaemonContext(
+        settings=settings, api=settings.api, db=db, pool=await db.open_pool(min_size=1, max_size=4), rest=rest,
+        stream=stream, feed=feed, recorder=recorder, analyzer=analyzer, breakers=breakers, limiter=limiter,
+        metrics=metrics, exchange_now_ms=exchange_now_ms, decisions=decisions, execution=execution,
+    )  # fmt: skip
+    return await ApiRuntime.open(context)
+
+
+def _api_opened(
+    task: asyncio.Task[ApiRuntime],
+    *,
+    stop: asyncio.Event,
+    on_api: Callable[[DaemonContext, str], None] | None,
+) -> None:
+    if task.cancelled():
+        return
+    if task.exception() is not None:
+        log.error("the API could not start: the daemon stops", error=str(task.exception()))
+        stop.set()
+    elif on_api is not None:
+        api = task.result()
+        on_api(api.context, api.url)
+
+
+async def _api_outcome(task: asyncio.Task[ApiRuntime]) -> ApiRuntime | None:
+    """The opened API to close, or None; an API that failed to open raises (the daemon's exit names why)."""
+    if not task.done():
+        task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return None
 
 
 def _count_reconnect(metrics: DaemonMetrics) -> Callable[[], None]:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 import click
 
 from depthcharge.commands._context import database
+from depthcharge.commands.api_login import announce_api, with_demo_login
 from depthcharge.commands.daemon import print_report
 from depthcharge.commands.db import print_status
 from depthcharge.commands.record_sim import store
@@ -34,11 +35,14 @@ from infra.db import migrate as migrations
 from infra.db.connection import Database
 from infra.settings import Settings, load_settings
 from schemas.times import now_ms
+from trading_daemon.api.context import DaemonContext
 from trading_daemon.observability.logging import configure_logging
 from trading_daemon.service import ServiceReport, run_service
 
+OnApi = Callable[[DaemonContext, str], None]
 
-async def _record(settings: Settings, seconds: float) -> ServiceReport:
+
+async def _record(settings: Settings, seconds: float, on_api: OnApi | None = None) -> ServiceReport:
     server = SimServer(
         SimConfig(port=0, symbols=settings.feed.symbols),
         lambda venue: build_market(venue.engine, list(venue.instruments), seed=42),
@@ -56,7 +60,7 @@ async def _record(settings: Settings, seconds: float) -> ServiceReport:
         click.echo(
             f"paper exchange on {server.base_url}; recording {', '.join(settings.feed.symbols)} for {seconds:g} s"
         )
-        return await run_service(recording, stop)
+        return await run_service(recording, stop, on_api=on_api)
     finally:
         await server.stop()
 
@@ -89,21 +93,22 @@ async def _record(settings: Settings, seconds: float) -> ServiceReport:
 )
 def demo(seconds: float, train_minutes: int, trade_seconds: float, decide_minutes: float) -> None:
     """Run the demo on the embedded defaults."""
-    settings = load_settings()
+    settings, password = with_demo_login(load_settings())
+    on_api = announce_api(settings, password)
     configure_logging(settings.logging.dir, "WARNING")
     with database(settings) as target:
         click.echo(f"database: {target.redacted} ({target.source})")
         after = migrations.upgrade(target, retention_days=settings.database.retention_days)
         click.echo(f"migrations applied: at revision {after}")
-        report = asyncio.run(_record(settings, seconds))
+        report = asyncio.run(_record(settings, seconds, on_api))
         print_report(report)
         print_status(migrations.schema_status(target))
         if train_minutes:
             _train(target, settings, train_minutes)
         if trade_seconds:
-            _trade(target, settings, trade_seconds)
+            _trade(target, settings, trade_seconds, on_api)
         if decide_minutes:
-            _decide(target, settings, decide_minutes)
+            _decide(target, settings, decide_minutes, on_api)
 
 
 DAY_MS = 86_400_000
@@ -156,13 +161,13 @@ def _train(target: Database, settings: Settings, minutes: int) -> None:
         raise click.ClickException("the Dagster graph did not materialise: see the table above")
 
 
-def _trade(target: Database, settings: Settings, seconds: float) -> None:
+def _trade(target: Database, settings: Settings, seconds: float, on_api: OnApi | None = None) -> None:
     """The trading stage: the daemon on a fresh paper exchange for `seconds`, scripted intents (until
     strategies decide), then its orders, fills, positions and reconciliation summary."""
     from depthcharge.commands.daemon import print_execution
 
     started = now_ms()
-    report = asyncio.run(_trade_on_paper_exchange(settings, seconds))
+    report = asyncio.run(_trade_on_paper_exchange(settings, seconds, on_api))
     if report.execution is not None:
         print_execution(report.execution)
     with target.connect(dict_rows=True) as conn:
@@ -215,7 +220,9 @@ def _trade(target: Database, settings: Settings, seconds: float) -> None:
         )
 
 
-async def _trade_on_paper_exchange(settings: Settings, seconds: float) -> ServiceReport:
+async def _trade_on_paper_exchange(
+    settings: Settings, seconds: float, on_api: OnApi | None = None
+) -> ServiceReport:
     interval = settings.scripted_intent_interval_s or 2.0
     changes = {
         "trading_enabled": True,
@@ -225,7 +232,7 @@ async def _trade_on_paper_exchange(settings: Settings, seconds: float) -> Servic
     return await _run_on_paper_exchange(
         settings, seconds, seed=43, changes=changes,
         announce=lambda url: f"paper exchange on {url}; trading {', '.join(settings.feed.symbols)} for "
-        f"{seconds:g} s with a scripted intent every {interval:g} s ...",
+        f"{seconds:g} s with a scripted intent every {interval:g} s ...", on_api=on_api,
     )  # fmt: skip
 
 
@@ -236,6 +243,7 @@ async def _run_on_paper_exchange(
     seed: int,
     changes: Mapping[str, object],
     announce: Callable[[str], str] | None = None,
+    on_api: OnApi | None = None,
 ) -> ServiceReport:
     """The daemon (`changes` applied to the settings) for `seconds` against a fresh in-process paper
     exchange whose synthetic market runs on `seed`, with the paper exchange's own credentials."""
@@ -263,7 +271,7 @@ async def _run_on_paper_exchange(
         asyncio.get_running_loop().call_later(seconds, stop.set)
         if announce is not None:
             click.echo(announce(server.base_url))
-        return await run_service(daemon_settings, stop)
+        return await run_service(daemon_settings, stop, on_api=on_api)
     finally:
         await server.stop()
 
@@ -275,7 +283,7 @@ async def _run_on_paper_exchange(
 DEMO_DECISIONS: dict[str, object] = {"trading_enabled": True, "min_strategies": 1}
 
 
-def _decide(target: Database, settings: Settings, minutes: float) -> None:
+def _decide(target: Database, settings: Settings, minutes: float, on_api: OnApi | None = None) -> None:
     """The daemon decides and trades a fresh paper exchange; print signals per strategy, the ML gate's
     agreement, orders, fills, fees and PnL (depthcharge/commands/trading_report.py)."""
     from depthcharge.commands.trading_report import print_decisions, production_note, snapshot
@@ -285,10 +293,14 @@ def _decide(target: Database, settings: Settings, minutes: float) -> None:
         f"{production_note(target, settings)}; demo settings MIN_STRATEGIES=1 ..."
     )
     before = asyncio.run(snapshot(target))
-    report = asyncio.run(_decide_on_paper_exchange(settings, minutes * 60))
+    report = asyncio.run(_decide_on_paper_exchange(settings, minutes * 60, on_api))
     after = asyncio.run(snapshot(target))
     print_decisions(report, before, after)
 
 
-async def _decide_on_paper_exchange(settings: Settings, seconds: float) -> ServiceReport:
-    return await _run_on_paper_exchange(settings, seconds, seed=44, changes=dict(DEMO_DECISIONS))
+async def _decide_on_paper_exchange(
+    settings: Settings, seconds: float, on_api: OnApi | None = None
+) -> ServiceReport:
+    return await _run_on_paper_exchange(
+        settings, seconds, seed=44, changes=dict(DEMO_DECISIONS), on_api=on_api
+    )

@@ -25,6 +25,7 @@ CONFIGS = (
     "spool",
     "logging",
     "dagster",
+    "api",
     "models_dir",
     "analyzer",
     "strategies",
@@ -38,6 +39,18 @@ CONFIGS = (
 # A value other than the default for every setting, valid on its own.
 NON_DEFAULT: dict[str, str] = {
     "VAR_DIR": "/srv/dc",
+    "API_ENABLED": "false",
+    "API_HOST": "0.0.0.0",
+    "API_PORT": "8100",
+    "SECRET_KEY": "k" * 40,
+    "APP_USERNAME": "root",
+    "APP_PASSWORD": "a-long-password-1",
+    "ACCESS_TOKEN_MINUTES": "5",
+    "REFRESH_TOKEN_HOURS": "48",
+    "LOGIN_ATTEMPTS_PER_MINUTE": "9",
+    "CORS_ORIGINS": "https://dash.example",
+    "WS_CLIENT_QUEUE": "64",
+    "DASHBOARD_DIR": "/srv/dc/dashboard",
     "DATABASE_URL": "postgresql://u:pw@db.example:5432/dc",
     "DB_CONNECT_TIMEOUT_S": "9",
     "DB_POOL_MIN_SIZE": "2",
@@ -283,6 +296,11 @@ def test_trading_on_mainnet_needs_the_explicit_opt_in() -> None:
     assert opted.exchange.live_trading_mainnet and opted.decisions.trading_enabled
     # Testnet and the paper exchange trade without it.
     assert load_settings(_env_file=None, EXCHANGE="testnet", TRADING_ENABLED=True).decisions.trading_enabled
+    # ...but not with an override URL on Bybit's mainnet, whatever EXCHANGE says.
+    with pytest.raises(ValidationError, match=r"api\.bybit\.com is Bybit mainnet"):
+        load_settings(
+            _env_file=None, EXCHANGE="testnet", TRADING_ENABLED=True, BYBIT_REST_URL="https://api.bybit.com"
+        )
 
 
 def test_exchange_picks_the_venue_row_and_overrides_replace_one_column() -> None:

@@ -112,6 +112,10 @@ class ExecutionManager:
         self.checks = list(checks)
         self.market = market
         self.halt_reason: str | None = None  # set by the kill switch: entries refused
+        self._timed_out: set[str] = set()  # PostOnly orders our own timer cancelled, to re-price them
+        self.paused_reason: str | None = (
+            None  # set by an operator's bot stop (execution.pause): entries refused
+        )
         self.stats = ManagerStats()
         self.process_start_ms = process_start_ms if process_start_ms is not None else rest.http.now_ms()
         self.intents: dict[str, TradeIntent] = {}  # intent id → the sized intent, for re-pricing
@@ -124,6 +128,11 @@ class ExecutionManager:
         ledger.on_order_end.append(self._on_order_end)
 
     # --- IntentSubmitter ----------------------------------------------------------------------------
+
+    @property
+    def entries_blocked(self) -> bool:
+        """The kill switch or an operator's stop: no new entry order, no resend or reprice of one."""
+        return self.halt_reason is not None or self.paused_reason is not None
 
     async def submit(self, intent: TradeIntent) -> SubmitResult:
         """Turn `intent` into an order (see the module docstring); the same intent twice is one order."""
@@ -177,6 +186,10 @@ class ExecutionManager:
             if self.halt_reason is not None:
                 raise _Refused(
                     await self._refuse(intent, "kill_switch", f"trading halted: {self.halt_reason}")
+                )
+            if self.paused_reason is not None:
+                raise _Refused(
+                    await self._refuse(intent, "bot_stopped", f"bot stopped: {self.paused_reason}")
                 )
             if not self.account.reconciled():
                 why = self.account.why_not_reconciled()
@@ -402,7 +415,7 @@ class ExecutionManager:
         self.stats.confirmed_absent += 1
         coid = order.client_order_id
         age_s = (self.rest.http.now_ms() - (intent.ts if intent is not None else order.created_ms)) / 1000
-        entry_blocked = not order.reduce_only and self.halt_reason is not None
+        entry_blocked = not order.reduce_only and self.entries_blocked
         if intent is not None and age_s <= self.config.intent_resend_max_age_s and not entry_blocked:
             self.stats.resent += 1
             log.info(
@@ -417,7 +430,7 @@ class ExecutionManager:
         await self.ledger.command(
             coid, OrderStatus.FAILED, success=False,
             reason="outcome unknown; the exchange confirmed by orderLinkId after the recv window that it does "
-            f"not have the order; not resent (intent {age_s:.1f} s old, halted: {self.halt_reason is not None})",
+            f"not have the order; not resent (intent {age_s:.1f} s old, entries blocked: {self.entries_blocked})",
         )  # fmt: skip
         return None
 
@@ -532,6 +545,7 @@ class ExecutionManager:
             await asyncio.sleep(self.config.post_only_timeout_s)
             current = await self.ledger.get(coid)
             if current is not None and current.status is OrderStatus.PLACED:
+                self._timed_out.add(coid)  # this cancel, and only this one, asks for a re-price
                 with contextlib.suppress(Exception):
                     await self.cancel(
                         coid, reason=f"PostOnly unfilled for {self.config.post_only_timeout_s:g} s: re-price"
@@ -551,10 +565,12 @@ class ExecutionManager:
         if intent is None or order.attempt is None or intent.quantity is None:
             return
         crossed = report is not None and report.reject_reason == POST_ONLY_CROSSED
-        timed_out = report is not None and report.cancel_type == "CancelByUser"
+        # Cancelled by our own PostOnly timer; an operator's or a kill switch's cancel is final.
+        timed_out = order.client_order_id in self._timed_out and report is not None
+        self._timed_out.discard(order.client_order_id)
         if not (crossed or timed_out) or order.attempt > self.config.post_only_max_reprices:
             return
-        if self.halt_reason is not None and not intent.reduce_only:
+        if self.entries_blocked and not intent.reduce_only:
             return
         filled = sum(
             (o.filled_quantity for o in await self.ledger.orders.get_by_intent(intent.intent_id)), Decimal(0)

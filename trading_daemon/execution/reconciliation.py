@@ -144,6 +144,11 @@ class Reconciler:
         self.position_quiet_ms = 2000  # a position with a stream fill this recent is corrected next pass
         self._lock = asyncio.Lock()
 
+    @property
+    def running(self) -> bool:
+        """Whether a pass (or a poll) holds the reconciler now."""
+        return self._lock.locked()
+
     async def reconcile(self, trigger: str) -> ReconciliationReport:
         """One pass with its retries; never raises for an exchange or database failure (the report says)."""
         async with self._lock, trace_operation("reconciliation", trigger=trigger) as op:

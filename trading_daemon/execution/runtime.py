@@ -39,6 +39,7 @@ from trading_daemon.execution.kill_switch import KillSwitch
 from trading_daemon.execution.ledger import Ledger
 from trading_daemon.execution.manager import ExecutionManager
 from trading_daemon.execution.market_view import MarketView
+from trading_daemon.execution.pause import BotPause
 from trading_daemon.execution.reconciliation import Reconciler, ReconciliationReport
 from trading_daemon.execution.registry import FSMRegistry
 from trading_daemon.execution.scripted import ScriptedIntentSource
@@ -99,6 +100,7 @@ class ExecutionRuntime:
         self.kill_switch = KillSwitch(
             self.manager, ExecutionStateRepository(pool), account_key=self.account_key
         )
+        self.pause = BotPause(self.manager, ExecutionStateRepository(pool), account_key=self.account_key)
         self.reconciler = Reconciler(rest, self.ledger, self.manager, config, account_key=self.account_key)
         ws = BybitPrivateWebSocket(
             ws_private_url, api_key=credentials.api_key, api_secret=credentials.api_secret, clock=rest.http.now_ms,
@@ -132,9 +134,10 @@ class ExecutionRuntime:
             )
             loaded = await self.ledger.load(since_ms=self.rest.http.now_ms() - DAY_MS)
             halt = await self.kill_switch.load()
+            paused = await self.pause.load()
             await self.auditor.record(
                 AuditAction.BOT_START, "Daemon", self.account_key, actor="daemon",
-                reason="execution started", new={"restored": restored, "loaded": loaded, "halted": halt},
+                reason="execution started", new={"restored": restored, "loaded": loaded, "halted": halt, "paused": paused},
                 context={"config": {k: getattr(self.config, k) for k in self.config.__slots__}},
             )  # fmt: skip
             log.info(

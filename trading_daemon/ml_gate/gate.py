@@ -105,19 +105,29 @@ class MLGate:
 
     # -- serving ----------------------------------------------------------------------------------------
 
-    async def predict(self, symbol: str, ts_ms: int, window: FeatureWindow | None) -> GatePrediction:
-        """The production model's view of the row `ts_ms` of `symbol`, or the reason it has none."""
+    async def predict(
+        self, symbol: str, ts_ms: int, window: FeatureWindow | None, *, counted: bool = True
+    ) -> GatePrediction:
+        """The production model's view of the row `ts_ms` of `symbol`, or the reason it has none.
+
+        `counted=False` (an operator's question through the API) leaves the per-row counters to the rows."""
         served = self.production
         if served is None:
-            return self._fallback(symbol, ts_ms, FallbackReason.NO_MODEL)
+            return self._fallback(symbol, ts_ms, FallbackReason.NO_MODEL, counted=counted)
         age = served.age_hours(self.clock())
         if age > self.config.max_age_hours:
             return self._fallback(
-                symbol, ts_ms, FallbackReason.STALE_MODEL, f"{served.version} is {age:.1f} h old"
+                symbol,
+                ts_ms,
+                FallbackReason.STALE_MODEL,
+                f"{served.version} is {age:.1f} h old",
+                counted=counted,
             )
         if window is None:
-            return self._fallback(symbol, ts_ms, FallbackReason.NO_WINDOW)
+            return self._fallback(symbol, ts_ms, FallbackReason.NO_WINDOW, counted=counted)
         answer = await self._run(served, PRODUCTION, symbol, ts_ms, window)
+        if not counted:
+            return answer
         if answer.prediction is not None:
             self.row_predictions += 1
         elif answer.fallback is not None:

@@ -198,6 +198,13 @@ class RateLimiter:
         self._notify(bucket, b, waited, allowed=True)
         return True
 
+    def reset(self, bucket: str) -> None:
+        """Give `bucket` its full token budget back (an operator's reset). Only the daemon's own budget:
+        what the exchange imposed (a 10006 or IP-ban block, the X-Bapi window cap) stays, so a reset never
+        lets more through than Bybit allows; a waiter already queued keeps its reservation."""
+        state = self._bucket(bucket)
+        state.tokens = state.spec.capacity
+
     def get_wait_time(self, bucket: str, tokens: int = 1) -> float:
         """Seconds until `tokens` could be taken from `bucket` (0 if available now)."""
         return self._bucket(bucket).wait_time(tokens, self._clock())

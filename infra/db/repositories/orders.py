@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -10,10 +11,29 @@ import msgspec
 
 from infra.db.errors import NotFound, VersionConflict, storage_errors
 from infra.db.repositories._base import AsyncConn, AsyncRepository, jsonb, ms, ms_param
-from schemas.enums import OrderStatus
+from schemas.enums import OrderStatus, Side
 from schemas.trading import Order, OrderEvent
 
 LIVE_STATUSES = (OrderStatus.PENDING, OrderStatus.PLACED, OrderStatus.PARTIALLY_FILLED)
+# Columns an order list may be sorted by (the API's `sort`), each with a unique tie-breaker after it.
+SORTABLE = {
+    "created": "o.created_at",
+    "updated": "o.updated_at",
+    "symbol": "o.symbol",
+    "side": "o.side::text",
+    "quantity": "o.quantity",
+    "price": "o.price",
+    "status": "o.status::text",
+    "filled": "o.filled_quantity",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: list[Order]
+    total: int  # orders matching the filters, over every page
+    by_status: dict[str, int]  # of the matching orders
+
 
 _COLUMNS = f"""o.id, o.client_order_id, o.exchange_order_id, o.symbol, o.side::text AS side,
     o.order_type::text AS order_type, o.time_in_force::text AS time_in_force, o.quantity, o.price,
@@ -271,6 +291,56 @@ class OrderRepository(AsyncRepository):
                 params,
             )
             return [_to_order(r) for r in await cur.fetchall()]
+
+    async def page(
+        self,
+        *,
+        symbol: str | None = None,
+        side: Side | None = None,
+        statuses: Sequence[OrderStatus] | None = None,
+        source: str | None = None,
+        sort: str = "created",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+        conn: AsyncConn | None = None,
+    ) -> OrderPage:
+        """One page of the orders matching every filter (`source`: the strategy or rule whose intent it
+        carries out, `signal_data.source`), sorted by a `SORTABLE` column, with the total and the counts per
+        status of all matching orders."""
+        if sort not in SORTABLE:
+            raise ValueError(f"orders can be sorted by {', '.join(SORTABLE)}, not {sort!r}")
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise ValueError(f"limit must be in 1..1000 and offset >= 0, got {limit} and {offset}")
+        where: list[str] = ["TRUE"]
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        filters_given = (("symbol", "o.symbol", symbol), ("side", "o.side::text", side),
+                         ("source", "o.signal_data->>'source'", source))  # fmt: skip
+        for name, column, value in filters_given:
+            if value is not None:
+                where.append(f"{column} = %({name})s")
+                params[name] = str(value)
+        if statuses:
+            where.append("o.status::text = ANY(%(statuses)s)")
+            params["statuses"] = [str(s) for s in statuses]
+        direction = "DESC" if descending else "ASC"
+        nulls = "NULLS LAST" if descending else "NULLS FIRST"
+        filters = " AND ".join(where)
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(
+                f"""SELECT {_COLUMNS} FROM orders o WHERE {filters}
+                    ORDER BY {SORTABLE[sort]} {direction} {nulls}, o.id {direction}
+                    LIMIT %(limit)s OFFSET %(offset)s""",
+                params,
+            )
+            orders = [_to_order(r) for r in await cur.fetchall()]
+            await cur.execute(
+                f"SELECT o.status::text AS status, count(*) AS n FROM orders o WHERE {filters} GROUP BY 1",
+                params,
+            )
+            by_status = {r["status"]: int(r["n"]) for r in await cur.fetchall()}
+        return OrderPage(orders, sum(by_status.values()), by_status)
 
     async def list_live(self, *, symbol: str | None = None, conn: AsyncConn | None = None) -> list[Order]:
         """Orders that may still be working on the exchange (what recovery reconciles)."""
