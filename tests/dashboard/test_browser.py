@@ -32,6 +32,7 @@ from infra.settings import load_settings
 from ml.registry import ModelRegistry
 from tests.conftest import create_database, drop_database
 from tests.trading_daemon.api.conftest import (
+    running_daemon,
     ADMIN_PASSWORD,
     PASSWORDS,
     SECRET_KEY,
@@ -78,65 +79,8 @@ pytestmark = [
 @pytest.fixture
 async def dashboard_daemon(embedded_server: EmbeddedPostgres, tmp_path: Path) -> AsyncIterator[LiveApi]:
     """The `live_api` daemon of tests/trading_daemon/api/conftest.py, serving the real dashboard build."""
-    server_db = Database(embedded_server.uri("postgres"), "embedded", embedded_server)
-    name = f"dc_browser_{uuid.uuid4().hex[:10]}"
-    db = create_database(server_db, name)
-    migrate.upgrade(db, retention_days=30)
-    var = tmp_path / "var"
-    sim = SimServer(
-        SimConfig(port=0, symbols=SYMBOLS, accounts=(AccountConfig(API_KEY, API_SECRET),)),
-        lambda venue: build_market(venue.engine, list(venue.instruments), seed=7),
-    )
-    await sim.start()
-    settings = load_settings(
-        _env_file=None, DATABASE_URL=db.conninfo, VAR_DIR=str(var), TRADING_PAIRS=",".join(SYMBOLS),
-        BYBIT_REST_URL=sim.base_url, BYBIT_WS_PUBLIC_URL=f"{sim.ws_url}/v5/public/linear",
-        BYBIT_WS_PRIVATE_URL=f"{sim.ws_url}/v5/private", BYBIT_API_KEY=API_KEY, BYBIT_API_SECRET=API_SECRET,
-        TRADING_ENABLED=True, API_PORT=0, APP_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY,
-        LOGIN_ATTEMPTS_PER_MINUTE=1000, DASHBOARD_DIR=str(DIST),
-        # The resting order must still work when the browser reaches it, however slow the machine: by
-        # default execution cancels and re-prices an unfilled PostOnly order after 15 s.
-        POST_ONLY_TIMEOUT_S=3600,
-    )  # fmt: skip
-    promote(db, register(ModelRegistry(db, settings.models_dir), 1).version)
-    stop = asyncio.Event()
-    seen: dict[str, object] = {}
-    task: asyncio.Task[ServiceReport] = asyncio.create_task(
-        run_service(
-            settings, stop, install_signal_handlers=False, on_api=lambda c, u: seen.update(ctx=c, url=u)
-        )
-    )
-    try:
-        for _ in range(600):
-            ctx = seen.get("ctx")
-            if (
-                isinstance(ctx, DaemonContext)
-                and ctx.ready
-                and ctx.execution is not None
-                and ctx.execution.account.reconciled()
-                and all(ctx.feed.builders[s].book.mid() for s in SYMBOLS)
-            ):
-                break
-            if task.done():
-                task.result()  # start-up failed: show why
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the daemon did not become ready within 60 s")
-        live = LiveApi(url=str(seen["url"]), ctx=seen["ctx"], sim=sim, db=db)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(base_url=live.url, timeout=30) as anon:
-            live.tokens["admin"] = await _login(anon, "admin", ADMIN_PASSWORD)
-            created = await anon.post(
-                "/api/auth/users",
-                json={"username": "trader", "password": PASSWORDS["trader"], "role": "trader"},
-                headers={"Authorization": f"Bearer {live.tokens['admin']}"},
-            )
-            assert created.status_code in (200, 201), created.text
+    async with running_daemon(embedded_server, tmp_path / "var", roles=("trader",), DASHBOARD_DIR=str(DIST)) as live:
         yield live
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
-        await sim.stop()
-        drop_database(server_db, name)
 
 
 async def _run_check(live: LiveApi, out: Path, order_link_id: str) -> tuple[int, dict[str, Any], str]:

@@ -15,6 +15,7 @@ API on a free port. Users: `admin` (from APP_PASSWORD), `trader` and `viewer` (c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from exchange_sim.config import AccountConfig, SimConfig
 from exchange_sim.market.generator import build_market
@@ -38,6 +40,7 @@ from tests.conftest import create_database, drop_database
 from tests.trading_daemon.exchange.conftest import API_KEY, API_SECRET
 from tests.trading_daemon.ml_gate.models import promote, register
 from trading_daemon.api.context import DaemonContext
+from trading_daemon.api.server import ApiServer
 from trading_daemon.service import ServiceReport, run_service
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -94,29 +97,35 @@ class LiveApi:
         raise AssertionError(f"order {coid} was not placed: {order}")
 
 
-@pytest.fixture(scope="module")
-async def live_api(
-    embedded_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def running_daemon(
+    embedded_server: EmbeddedPostgres,
+    var: Path,
+    *,
+    roles: tuple[str, ...] = ("trader", "viewer"),
+    **settings: object,
 ) -> AsyncIterator[LiveApi]:
+    """The paper exchange, a database of its own, a promoted tiny model and the daemon with its API, ready
+    (reconciled, books two-sided); the admin and the users of `roles` logged in. `settings` are extra."""
     server_db = Database(embedded_server.uri("postgres"), "embedded", embedded_server)
     name = f"dc_api_{uuid.uuid4().hex[:10]}"
     db = create_database(server_db, name)
     migrate.upgrade(db, retention_days=30)
-    var: Path = tmp_path_factory.mktemp("api-var")
     sim = SimServer(
         SimConfig(port=0, symbols=SYMBOLS, accounts=(AccountConfig(API_KEY, API_SECRET),)),
         lambda venue: build_market(venue.engine, list(venue.instruments), seed=7),
     )
     await sim.start()
-    settings = load_settings(
-        _env_file=None, DATABASE_URL=db.conninfo, VAR_DIR=str(var), TRADING_PAIRS=",".join(SYMBOLS),
+    env: dict[str, object] = dict(
+        DATABASE_URL=db.conninfo, VAR_DIR=str(var), TRADING_PAIRS=",".join(SYMBOLS),
         BYBIT_REST_URL=sim.base_url, BYBIT_WS_PUBLIC_URL=f"{sim.ws_url}/v5/public/linear",
         BYBIT_WS_PRIVATE_URL=f"{sim.ws_url}/v5/private", BYBIT_API_KEY=API_KEY, BYBIT_API_SECRET=API_SECRET,
         TRADING_ENABLED=True, API_PORT=0, APP_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY,
         LOGIN_ATTEMPTS_PER_MINUTE=1000, DASHBOARD_DIR=str(var / "no-dashboard"),
         POST_ONLY_TIMEOUT_S=3600,  # a test's resting order rests until the test closes it, never re-priced
     )  # fmt: skip
-    promote(db, register(ModelRegistry(db, settings.models_dir), 1).version)
+    config = load_settings(_env_file=None, **(env | settings))
+    promote(db, register(ModelRegistry(db, config.models_dir), 1).version)
     stop = asyncio.Event()
     seen: dict[str, object] = {}
 
@@ -124,7 +133,7 @@ async def live_api(
         seen.update(ctx=ctx, url=url)
 
     task: asyncio.Task[ServiceReport] = asyncio.create_task(
-        run_service(settings, stop, install_signal_handlers=False, on_api=on_api)
+        run_service(config, stop, install_signal_handlers=False, on_api=on_api)
     )
     live: LiveApi | None = None
     try:
@@ -144,9 +153,9 @@ async def live_api(
         else:
             raise AssertionError("the daemon did not become ready within 60 s")
         live = LiveApi(url=str(seen["url"]), ctx=seen["ctx"], sim=sim, db=db)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(base_url=live.url) as anon:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as anon:
             live.tokens["admin"] = await _login(anon, "admin", ADMIN_PASSWORD)
-            for role in ("trader", "viewer"):
+            for role in roles:
                 created = await anon.post(
                     "/api/auth/users",
                     json={"username": role, "password": PASSWORDS[role], "role": role},
@@ -163,6 +172,25 @@ async def live_api(
         await asyncio.wait_for(task, 60)
         await sim.stop()
         drop_database(server_db, name)
+
+
+@pytest.fixture(scope="module")
+async def live_api(
+    embedded_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveApi]:
+    async with running_daemon(embedded_server, tmp_path_factory.mktemp("api-var")) as live:
+        yield live
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` served by the daemon's own `ApiServer` on a free port; yields the WebSocket URL of /ws."""
+    server = ApiServer(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        yield server.url.replace("http://", "ws://", 1) + "/ws"
+    finally:
+        await server.stop()
 
 
 async def _login(client: httpx.AsyncClient, username: str, password: str) -> str:

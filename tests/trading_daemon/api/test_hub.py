@@ -12,42 +12,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, WebSocket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.trading_daemon.api.conftest import serving
 from trading_daemon.api.hub import CLOSE_TOO_SLOW, STATE_TOPICS, TOPICS, Hub
 from trading_daemon.api.principal import Principal, Role
 from trading_daemon.observability.metrics import DaemonMetrics, render_metrics
 
 ALICE = Principal(7, "alice", Role.TRADER)
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` on an ephemeral port; yields the WebSocket URL of /ws."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # pytest owns the signals
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn ended during start-up"
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}/ws"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def hub_app(hub: Hub) -> FastAPI:

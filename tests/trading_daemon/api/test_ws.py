@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -12,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from infra.settings import load_settings
+from tests.trading_daemon.api.conftest import serving
 from trading_daemon.api.auth import AuthService
 from trading_daemon.api.hub import Hub
 from trading_daemon.api.routes import ws as ws_route
@@ -31,32 +30,6 @@ class _Daemon:
     """What the route reads of `app.state.daemon` (a `DaemonContext` in the daemon)."""
 
     hub: Hub | None
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` on an ephemeral port; yields the WebSocket URL of /ws (as in test_hub)."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # pytest owns the signals
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn ended during start-up"
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"ws://127.0.0.1:{port}/ws"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @dataclass
@@ -156,3 +129,16 @@ async def test_a_daemon_without_a_hub_says_so(api: Api) -> None:
         await ws.send(json.dumps({"op": "auth", "token": api.token}))
         text, code = await refused(ws)
     assert "the live feed is not running" in text and code == 1011
+
+
+async def test_a_password_change_ends_the_feed_of_older_tokens(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ws_route, "TOKEN_RECHECK_S", 0.2)
+    async with connect(api.url) as ws:
+        await ws.send(json.dumps({"op": "auth", "token": api.token}))
+        assert (await recv(ws))["topic"] == "hello"
+        grant = await api.auth.verify_grant(api.token)
+        await api.auth.change_password(grant.principal, PASSWORD, "another long password")
+        error, code = await refused(ws)
+    assert code == 4401 and "authenticate again" in error
