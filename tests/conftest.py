@@ -25,7 +25,9 @@ from infra.db.connection import Database, normalise_url
 from infra.db.embedded import EmbeddedPostgres
 
 SERVERS = ("embedded", "external")
-# Every daemon a test starts serves its API on a free port: never the operator's 8000, never two alike.
+# A daemon a test starts serves no API unless the test is about the API (those set API_ENABLED=true), and
+# then on a free port: never the operator's 8000, never two alike.
+os.environ.setdefault("API_ENABLED", "false")
 os.environ.setdefault("API_PORT", "0")
 
 

@@ -120,7 +120,7 @@ async def running_daemon(
         DATABASE_URL=db.conninfo, VAR_DIR=str(var), TRADING_PAIRS=",".join(SYMBOLS),
         BYBIT_REST_URL=sim.base_url, BYBIT_WS_PUBLIC_URL=f"{sim.ws_url}/v5/public/linear",
         BYBIT_WS_PRIVATE_URL=f"{sim.ws_url}/v5/private", BYBIT_API_KEY=API_KEY, BYBIT_API_SECRET=API_SECRET,
-        TRADING_ENABLED=True, API_PORT=0, APP_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY,
+        TRADING_ENABLED=True, API_ENABLED=True, API_PORT=0, APP_PASSWORD=ADMIN_PASSWORD, SECRET_KEY=SECRET_KEY,
         LOGIN_ATTEMPTS_PER_MINUTE=1000, DASHBOARD_DIR=str(var / "no-dashboard"),
         POST_ONLY_TIMEOUT_S=3600,  # a test's resting order rests until the test closes it, never re-priced
     )  # fmt: skip

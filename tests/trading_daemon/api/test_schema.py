@@ -28,7 +28,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "run", f"{live_api.url}/openapi.json",
         "--header", f"Authorization: Bearer {live_api.token('admin')}",
-        "--checks", CHECKS, "--max-examples", "25", "--seed", "7", "--workers", "1",
+        "--checks", CHECKS, "--max-examples", "12", "--seed", "7", "--workers", "1",
         "--exclude-path", "/api/auth/change-password",
         "--request-timeout", "30", "--suppress-health-check", "all",
         "--report", "json,junit", "--report-json-path", str(report), "--report-junit-path", str(tmp_path / "junit.xml"),
@@ -44,4 +44,4 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     failures = sum(f["count"] for f in summary["failures"]) + sum(e["count"] for e in summary["errors"])
     print(f"schemathesis: {operations} operations, {cases} test cases, {failures} failures")
     assert process.returncode == 0 and failures == 0, text[-6000:]
-    assert operations >= 50 and cases > 10 * operations, summary
+    assert operations >= 50 and cases > 5 * operations, summary

@@ -29,7 +29,7 @@ async def test_a_recording_daemon_serves_status_metrics_and_the_dashboard_placeh
     )
     await sim.start()
     settings = load_settings(
-        _env_file=None, DATABASE_URL=db.conninfo, VAR_DIR=str(tmp_path), TRADING_PAIRS="BTCUSDT", API_PORT=0,
+        _env_file=None, DATABASE_URL=db.conninfo, VAR_DIR=str(tmp_path), TRADING_PAIRS="BTCUSDT", API_ENABLED=True, API_PORT=0,
         BYBIT_REST_URL=sim.base_url, BYBIT_WS_PUBLIC_URL=f"{sim.ws_url}/v5/public/linear",
         APP_PASSWORD="recording-admin-password", DASHBOARD_DIR=str(tmp_path / "none"),
     )  # fmt: skip
@@ -82,7 +82,7 @@ async def test_an_api_that_cannot_listen_stops_the_daemon_naming_the_setting(
     )
     await sim.start()
     settings = load_settings(
-        _env_file=None, DATABASE_URL=db.conninfo, VAR_DIR=str(tmp_path), TRADING_PAIRS="BTCUSDT", API_PORT=port,
+        _env_file=None, DATABASE_URL=db.conninfo, VAR_DIR=str(tmp_path), TRADING_PAIRS="BTCUSDT", API_ENABLED=True, API_PORT=port,
         BYBIT_REST_URL=sim.base_url, BYBIT_WS_PUBLIC_URL=f"{sim.ws_url}/v5/public/linear",
     )  # fmt: skip
     try:
