@@ -71,7 +71,10 @@ def _env(sim_url: str, db: Database, tmp_path: Path, **overrides: str) -> dict[s
 
 
 def _settings(env: dict[str, str]) -> Settings:
-    return load_settings(_env_file=None, **{k: v for k, v in env.items() if v is not None})
+    # The daemon's default (tests/conftest.py turns the API off for the daemons other tests start).
+    return load_settings(
+        _env_file=None, **({"API_ENABLED": "true"} | {k: v for k, v in env.items() if v is not None})
+    )
 
 
 def _by_name(checks: list[Check]) -> dict[str, Check]:
@@ -222,7 +225,7 @@ def _invoke(env: dict[str, str], tmp_path: Path) -> Result:
     cwd = os.getcwd()
     os.chdir(tmp_path)  # no .env of the checkout
     try:
-        return CliRunner().invoke(cli, ["check"], env=env)
+        return CliRunner().invoke(cli, ["check"], env={"API_ENABLED": "true", **env})
     finally:
         os.chdir(cwd)
 
