@@ -109,6 +109,10 @@ class Hub:
         if subscribers is None:
             raise ValueError(f"unknown topic {topic!r}: the hub publishes {', '.join(TOPICS)}")
         seq, ts = self._seq + 1, self.clock()
+        if not subscribers and topic not in STATE_TOPICS:  # nobody to send it to, nothing to remember
+            self._seq = seq
+            self._published[topic] += 1
+            return
         message = {"topic": topic, "seq": seq, "ts": ts, "data": data}
         try:
             text = _encoder.encode(message).decode()
@@ -127,6 +131,10 @@ class Hub:
                 full.append(client)
         for client in full:
             self._drop(client)
+
+    def wanted(self, topic: str) -> bool:
+        """Whether a message of `topic` would reach anyone (a publisher may skip building it otherwise)."""
+        return bool(self._subscribers.get(topic)) or topic in STATE_TOPICS
 
     def stats(self) -> dict[str, Any]:
         """Clients, messages published (in all and per topic), clients dropped as too slow, subscribers."""

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -36,15 +36,14 @@ from psycopg import Connection
 from psycopg_pool import AsyncConnectionPool
 
 from infra.db.connection import Database
-from infra.db.repositories._base import AsyncRepository
-from infra.db.repositories.fills import _COLUMNS as _FILL_COLUMNS
+from infra.db.repositories.fills import FillRepository
 from infra.db.repositories.orchestration import DriftReportRecord, DriftReportRepository
 from infra.db.repositories.orders import OrderRepository
 from infra.db.repositories.positions import PositionRepository
-from infra.db.repositories.signals import _SIGNAL_COLUMNS
+from infra.db.repositories.signals import SignalRepository
 from schemas.market import Candle, PublicTrade
 from schemas.snapshot import RawSnapshotRow
-from schemas.trading import Fill, Order, Position, Signal
+from schemas.trading import Order, Position
 from trading_daemon.api.context import DaemonContext
 from trading_daemon.api.hub import Hub
 from trading_daemon.api.messages import (
@@ -67,6 +66,7 @@ from trading_daemon.api.messages import (
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 METRICS_PERIOD_S = 2.0
 BOT_PERIOD_S = 1.0
@@ -89,6 +89,9 @@ class BookPublisher:
         self.hub = hub
 
     def submit_rows(self, rows: Sequence[RawSnapshotRow]) -> None:
+        # On the feed's path for every row: build nothing while no page watches the book.
+        if not self.hub.wanted("book"):
+            return
         for row in rows:
             self.hub.publish("book", book_message(row))
 
@@ -154,67 +157,26 @@ class LiveRecords(Generic[T]):
         self.hub.publish(self.topic, self._message(record))
 
 
-class _IdCursor(AsyncRepository, Generic[T]):
-    """Rows of one table with an id above a given one, oldest first.
+class IdCursor(Protocol[T_co]):
+    """A table walked by id (`FillRepository`, `SignalRepository`)."""
 
-    Ids follow commit order here, so walking them skips nothing: each table has one writer at a time (the
-    decisions' signal writer; fills are stored under the ledger's lock). `last_id` and `after` belong in
-    FillRepository and SignalRepository; they are here until they move there."""
-
-    def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        *,
-        table: str,
-        columns: str,
-        id_column: str,
-        convert: Callable[[Any], T],
-    ) -> None:
-        super().__init__(pool)
-        self._table, self._columns, self._id, self._convert = table, columns, id_column, convert
-
-    async def last_id(self) -> int:
-        async with self._tx(None) as c:
-            cur = self._cursor(c)
-            await cur.execute(f"SELECT coalesce(max({self._id}), 0) AS last FROM {self._table}")
-            row = await cur.fetchone()
-        return int(row["last"])
-
-    async def after(self, last_id: int, limit: int) -> list[T]:
-        async with self._tx(None) as c:
-            cur = self._cursor(c)
-            await cur.execute(
-                f"SELECT {self._columns} FROM {self._table} WHERE {self._id} > %s ORDER BY {self._id} LIMIT %s",
-                (last_id, limit),
-            )
-            return [self._convert(r) for r in await cur.fetchall()]
+    async def last_id(self) -> int: ...
+    async def after_id(self, last_id: int, *, limit: int = ...) -> Sequence[T_co]: ...
 
 
-def fill_cursor(pool: AsyncConnectionPool) -> _IdCursor[Fill]:
-    return _IdCursor(
-        pool,
-        table="fills f",
-        columns=_FILL_COLUMNS,
-        id_column="f.id",
-        convert=lambda r: msgspec.convert(r, Fill),
-    )
+def fill_cursor(pool: AsyncConnectionPool) -> FillRepository:
+    return FillRepository(pool)
 
 
-def signal_cursor(pool: AsyncConnectionPool) -> _IdCursor[Signal]:
-    return _IdCursor(
-        pool,
-        table="signals",
-        columns=_SIGNAL_COLUMNS,
-        id_column="id",
-        convert=lambda r: msgspec.convert(r, Signal),
-    )
+def signal_cursor(pool: AsyncConnectionPool) -> SignalRepository:
+    return SignalRepository(pool)
 
 
 class NewRows(Generic[T]):
     """Publish the rows stored since the publishers started."""
 
     def __init__(
-        self, hub: Hub, topic: str, cursor: _IdCursor[T], record_id: Callable[[T], int | None],
+        self, hub: Hub, topic: str, cursor: IdCursor[T], record_id: Callable[[T], int | None],
         message: Callable[[T], dict[str, Any]],
     ) -> None:  # fmt: skip
         self.hub, self.topic, self.cursor = hub, topic, cursor
@@ -225,7 +187,7 @@ class NewRows(Generic[T]):
         if self.last_id is None:
             self.last_id = await self.cursor.last_id()
             return
-        for record in await self.cursor.after(self.last_id, BATCH):
+        for record in await self.cursor.after_id(self.last_id, limit=BATCH):
             self.hub.publish(self.topic, self._message(record))
             self.last_id = self._record_id(record) or self.last_id
 

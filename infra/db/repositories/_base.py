@@ -58,3 +58,25 @@ class AsyncRepository:
     @staticmethod
     def _cursor(conn: AsyncConn) -> Any:
         return conn.cursor(row_factory=dict_row)
+
+    async def _max_id(self, table: str, conn: AsyncConn | None) -> int:
+        """The largest id of `table` (0 when empty): where a walk by id starts."""
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(f"SELECT coalesce(max(id), 0) AS last FROM {table}")
+            row = await cur.fetchone()
+        return int(row["last"])
+
+    async def _rows_after_id(
+        self, columns: str, table: str, alias: str, last_id: int, limit: int, conn: AsyncConn | None
+    ) -> list[dict[str, Any]]:
+        """The rows of `table` (as `alias`) with an id above `last_id`, by id. Walking ids skips nothing
+        where one writer at a time inserts (ids then follow commit order)."""
+        async with self._tx(conn) as c:
+            cur = self._cursor(c)
+            await cur.execute(
+                f"SELECT {columns} FROM {table} {alias} WHERE {alias}.id > %s ORDER BY {alias}.id LIMIT %s",
+                (last_id, limit),
+            )
+            rows: list[dict[str, Any]] = await cur.fetchall()
+            return rows

@@ -66,6 +66,15 @@ class FillRepository(AsyncRepository):
             row = await cur.fetchone()
         return None if row is None else row["ts"]
 
+    async def last_id(self, *, conn: AsyncConn | None = None) -> int:
+        return await self._max_id("fills", conn)
+
+    async def after_id(self, last_id: int, *, limit: int = 500, conn: AsyncConn | None = None) -> list[Fill]:
+        """Fills stored after the one with id `last_id`, in the order they were stored (not executed:
+        reconciliation stores missed fills late, with older execution times)."""
+        rows = await self._rows_after_id(_COLUMNS, "fills", "f", last_id, limit, conn)
+        return [_to_fill(r) for r in rows]
+
     async def known_exec_ids(self, exec_ids: list[str], *, conn: AsyncConn | None = None) -> set[str]:
         """Which of `exec_ids` are stored already."""
         if not exec_ids:

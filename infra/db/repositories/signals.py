@@ -91,6 +91,16 @@ class SignalRepository(AsyncRepository):
             )
             return [msgspec.convert(r, Signal) for r in await cur.fetchall()]
 
+    async def last_id(self, *, conn: AsyncConn | None = None) -> int:
+        return await self._max_id("signals", conn)
+
+    async def after_id(
+        self, last_id: int, *, limit: int = 500, conn: AsyncConn | None = None
+    ) -> list[Signal]:
+        """Signals stored after the one with id `last_id`, in the order they were stored."""
+        rows = await self._rows_after_id(_SIGNAL_COLUMNS, "signals", "s", last_id, limit, conn)
+        return [msgspec.convert(r, Signal) for r in rows]
+
     async def count_by(self, column: str, *, conn: AsyncConn | None = None) -> dict[str | None, int]:
         """Signals per `source` or per `model_version`."""
         if column not in ("source", "model_version"):

@@ -278,8 +278,8 @@ async def test_the_id_cursor_walks_signals_in_batches(pool: AsyncConnectionPool)
         [Signal(symbol="BTCUSDT", ts=T0 + i, source="momentum", action=SignalAction.BUY, strength=0.5,
                 price=Decimal("64000.1"), context={"i": i}) for i in range(5)]
     )  # fmt: skip
-    first = await cursor.after(0, 3)
-    rest = await cursor.after(first[-1].id or 0, 3)
+    first = await cursor.after_id(0, limit=3)
+    rest = await cursor.after_id(first[-1].id or 0, limit=3)
     assert [s.context for s in first + rest] == [{"i": i} for i in range(5)]
     assert await cursor.last_id() == rest[-1].id
     message = signal_message(rest[-1])

@@ -142,10 +142,10 @@ async def orders(
 
 
 async def _order(ctx: DaemonContext, client_order_id: str) -> Order:
-    order = None
+    """The order from execution's memory while it is live, else as stored (the ledger falls back itself)."""
     if ctx.execution is not None:
         order = await ctx.execution.ledger.get(client_order_id)
-    if order is None:
+    else:
         order = await OrderRepository(ctx.pool).get_by_client_order_id(client_order_id)
     if order is None:
         raise HTTPException(404, f"no order {client_order_id!r}")
