@@ -9,7 +9,7 @@ DASHBOARD_SRC := $(shell find dashboard/src dashboard/index.html dashboard/vite.
 DASHBOARD_BUILT := dashboard/dist/index.html
 NODE_MODULES := dashboard/node_modules/.package-lock.json
 
-.PHONY: demo test bench lint typecheck install lock dashboard browser clean-venv
+.PHONY: demo test bench soak lint typecheck install lock dashboard browser clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,8 +55,13 @@ demo: $(STAMP) $(DASHBOARD_BUILT)
 test: $(STAMP) $(DASHBOARD_BUILT) browser
 	$(PY) -m pytest
 
+# All benchmarks → bench/results.json and docs/benchmarks.md; a subset: make bench BENCH_ONLY=features,orderbook
+# (BENCH_QUICK=1: small sizes, tables printed, nothing written).
 bench: $(STAMP)
 	$(PY) -m bench
+
+soak: $(STAMP)
+	$(VENV)/bin/depthcharge soak
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

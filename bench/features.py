@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from bench.report import Figure, Section
 from ml.features.pipeline import LiveFeatureEngine, compute_features
 from schemas.arrow import candles_to_table, raw_rows_to_table
 from testkit.feature_reference import reference_features, rows_frame
@@ -24,9 +26,9 @@ N_BASELINE = 150
 REPEATS = 3
 
 
-def _inputs() -> tuple[list[Any], list[Any]]:
-    rows = list(snapshot_rows(LOOKBACK + N_ROWS, seed=23))
-    history = candles(250 + (LOOKBACK + N_ROWS) // 60 + 2, start_ms=T0_MS - 250 * 60_000, seed=29)
+def _inputs(n_rows: int) -> tuple[list[Any], list[Any]]:
+    rows = list(snapshot_rows(LOOKBACK + n_rows, seed=23))
+    history = candles(250 + (LOOKBACK + n_rows) // 60 + 2, start_ms=T0_MS - 250 * 60_000, seed=29)
     return rows, history
 
 
@@ -52,8 +54,9 @@ def _live_us(rows: list[Any], history: list[Any]) -> list[float]:
     return times
 
 
-def run() -> dict[str, Any]:
-    rows, history = _inputs()
+def run(quick: bool = False) -> dict[str, Any]:
+    n_rows, n_baseline, repeats = (300, 20, 1) if quick else (N_ROWS, N_BASELINE, REPEATS)
+    rows, history = _inputs(n_rows)
     rows_table, candles_table = raw_rows_to_table(rows), candles_to_table(history)
 
     live = _live_us(rows, history)
@@ -62,22 +65,22 @@ def run() -> dict[str, Any]:
     live_p99 = sorted(live)[int(0.99 * len(live))]
 
     batch_s = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         table = compute_features(rows_table, candles_table, n_lookback=LOOKBACK)
         batch_s.append(time.perf_counter() - start)
-    assert table.num_rows == N_ROWS
-    batch_rows_s = N_ROWS / statistics.median(batch_s)
+    assert table.num_rows == n_rows
+    batch_rows_s = n_rows / statistics.median(batch_s)
 
     df, candles_df = rows_frame(rows), candles_table.to_pandas()
     start = time.perf_counter()
-    for i in range(LOOKBACK, LOOKBACK + N_BASELINE):
+    for i in range(LOOKBACK, LOOKBACK + n_baseline):
         reference_features(df, candles_df, i)
     baseline_s = time.perf_counter() - start
-    baseline_rows_s = N_BASELINE / baseline_s
-    baseline_us = baseline_s / N_BASELINE * 1e6
+    baseline_rows_s = n_baseline / baseline_s
+    baseline_us = baseline_s / n_baseline * 1e6
 
-    print(f"features, {N_ROWS} rows of one symbol (+{LOOKBACK} prepended), 200+ candles held:")
+    print(f"features, {n_rows} rows of one symbol (+{LOOKBACK} prepended), 200+ candles held:")
     print(f"  pandas per row (baseline)  {baseline_us:10.1f} us/row  {baseline_rows_s:9.0f} rows/s")
     print(
         f"  live on_row                {live_mean:10.1f} us/row  (median {live_median:.1f}, p99 {live_p99:.1f})"
@@ -88,9 +91,9 @@ def run() -> dict[str, Any]:
         "faster than the baseline"
     )
     return {
-        "rows": N_ROWS,
+        "rows": n_rows,
         "lookback_rows": LOOKBACK,
-        "baseline_rows": N_BASELINE,
+        "baseline_rows": n_baseline,
         "live_us_per_row": {
             "mean": round(live_mean, 1),
             "median": round(live_median, 1),
@@ -104,6 +107,26 @@ def run() -> dict[str, Any]:
         "live_speedup_vs_baseline": round(baseline_us / live_mean, 1),
         "batch_speedup_vs_baseline": round(batch_rows_s / baseline_rows_s, 1),
     }
+
+
+def section(result: Mapping[str, Any]) -> Section:
+    live, base = result["live_us_per_row"], result["baseline_pandas_per_row"]
+    return Section(
+        title="Feature pipeline",
+        summary=(
+            f"The 110 features of a row, live (one row at a time, as the daemon) and in batch over "
+            f"{result['rows']:,} rows (as Dagster), against the pandas reference recomputing one row from "
+            "DataFrames"
+        ),
+        figures=[
+            Figure("live on_row, mean", live["mean"], "µs/row", "pandas reference, per row", base["us_per_row"]),
+            Figure("live on_row, p99", live["p99"], "µs/row", "pandas reference, per row (mean)",
+                   base["us_per_row"]),
+            Figure("batch compute_features", result["batch_rows_per_s"], "rows/s", "pandas reference",
+                   base["rows_per_s"]),
+        ],
+        details=result,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ depend on them).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
+from bench.report import Figure, Section
 from ml.datasets import WindowedDataset
 from ml.inference import LATENCY_BUDGET_MS, Predictor
 from ml.models import create_model
@@ -56,18 +57,18 @@ def _summary(lat: np.ndarray) -> dict[str, float]:
     }
 
 
-def run() -> dict[str, Any]:
+def run(quick: bool = False) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run()
+        return _run(*((40, 32, 2) if quick else (N_SINGLE, BATCH, N_BATCHES)))
     finally:
         torch.set_num_threads(threads)
 
 
-def _run() -> dict[str, Any]:
-    rows = _raw_rows(N_SINGLE + BATCH + WINDOW)
-    windows = np.stack([rows[i : i + WINDOW] for i in range(N_SINGLE + BATCH)])
+def _run(n_single: int, batch_size: int, n_batches: int) -> dict[str, Any]:
+    rows = _raw_rows(n_single + batch_size + WINDOW)
+    windows = np.stack([rows[i : i + WINDOW] for i in range(n_single + batch_size)])
     preprocessor = FeaturePreprocessor.fit(rows)
     torch.manual_seed(0)
     model = create_model().eval()
@@ -75,9 +76,9 @@ def _run() -> dict[str, Any]:
     for w in windows[:20]:  # warm-up: allocator, lazy init, caches
         predictor.predict(w)
 
-    single = _latencies_ms(lambda i: predictor.predict(windows[i]), N_SINGLE)
+    single = _latencies_ms(lambda i: predictor.predict(windows[i]), n_single)
 
-    scaled = torch.from_numpy(preprocessor.transform(windows[:N_SINGLE]))
+    scaled = torch.from_numpy(preprocessor.transform(windows[:n_single]))
 
     def forward(mode: Callable[[], Any]) -> np.ndarray:
         def call(i: int) -> None:
@@ -85,13 +86,13 @@ def _run() -> dict[str, Any]:
                 model(scaled[i : i + 1])
 
         call(0)
-        return _latencies_ms(call, N_SINGLE)
+        return _latencies_ms(call, n_single)
 
     inference = forward(torch.inference_mode)
     no_grad = forward(torch.no_grad)
     autograd = forward(torch.enable_grad)
 
-    n_train = 1000
+    n_train = 200 if n_single < N_SINGLE else 1000
     train_rows = _raw_rows(n_train + WINDOW - 1, seed=6)
     rng = np.random.default_rng(7)
     ends = np.arange(WINDOW - 1, len(train_rows))
@@ -105,18 +106,19 @@ def _run() -> dict[str, Any]:
         mid=np.full(n_train, 100.0),
     )
     logistic = LogisticBaseline().fit(train)
-    one = [train.subset(np.array([i])) for i in range(N_SINGLE)]
-    logistic_lat = _latencies_ms(lambda i: logistic.predict_proba(one[i % len(one)]), N_SINGLE)
+    one = [train.subset(np.array([i])) for i in range(min(n_single, n_train))]
+    logistic_lat = _latencies_ms(lambda i: logistic.predict_proba(one[i % len(one)]), n_single)
 
-    batch = windows[N_SINGLE : N_SINGLE + BATCH]
+    batch = windows[n_single : n_single + batch_size]
     predictor.predict_batch(batch)
-    batch_lat = _latencies_ms(lambda _: predictor.predict_batch(batch), N_BATCHES)
-    batch_tput = BATCH / (float(np.median(batch_lat)) / 1e3)
+    batch_lat = _latencies_ms(lambda _: predictor.predict_batch(batch), n_batches)
+    batch_tput = batch_size / (float(np.median(batch_lat)) / 1e3)
     single_tput = 1e3 / float(np.median(single))
 
     p50 = float(np.percentile(single, 50))
     return {
         "torch_threads": 1,
+        "single_calls": n_single,
         "model_parameters": count_parameters(model),
         "single_predict": {**_summary(single), "budget_ms": LATENCY_BUDGET_MS},
         "p99_over_budget": round(float(np.percentile(single, 99)) / LATENCY_BUDGET_MS, 4),
@@ -129,13 +131,47 @@ def _run() -> dict[str, Any]:
         "baseline_logistic_single": _summary(logistic_lat),
         "predict_over_logistic": round(p50 / float(np.median(logistic_lat)), 3),
         "batch": {
-            "batch_size": BATCH,
+            "batch_size": batch_size,
             "p50_ms": round(float(np.median(batch_lat)), 3),
             "windows_per_s": round(batch_tput, 1),
             "single_windows_per_s": round(single_tput, 1),
             "batch_over_single_throughput": round(batch_tput / single_tput, 2),
         },
     }
+
+
+def section(result: Mapping[str, Any]) -> Section:
+    single, forward = result["single_predict"], result["model_forward_inference_mode"]
+    no_grad, autograd = result["model_forward_no_grad"], result["model_forward_autograd"]
+    batch = result["batch"]
+    return Section(
+        title="Model inference",
+        summary=(
+            f"One window of 60 × 110 through the default CNN-LSTM ({result['model_parameters']:,} parameters, "
+            "random weights, one torch thread): the predictor against the bare forward pass, the forward "
+            "pass under each autograd mode, the logistic baseline, and batching"
+        ),
+        figures=[
+            Figure("Predictor.predict, p50", single["p50_ms"], "ms", "bare model forward (inference_mode), p50",
+                   forward["p50_ms"]),
+            Figure("Predictor.predict, p99", single["p99_ms"], "ms", "bare model forward (inference_mode), p99",
+                   forward["p99_ms"]),
+            Figure("model forward, inference_mode, p50", forward["p50_ms"], "ms",
+                   "the same forward with autograd on, p50", autograd["p50_ms"]),
+            Figure("model forward, no_grad, p50", no_grad["p50_ms"], "ms",
+                   "the same forward with autograd on, p50", autograd["p50_ms"]),
+            Figure("CNN-LSTM prediction, p50", single["p50_ms"], "ms",
+                   "logistic baseline's predict_proba of one sample, p50",
+                   result["baseline_logistic_single"]["p50_ms"]),
+            Figure(f"predict_batch of {batch['batch_size']}", batch["windows_per_s"], "windows/s",
+                   "predict one window at a time", batch["single_windows_per_s"]),
+        ],
+        notes=[
+            f"A prediction's p99 is {single['p99_ms']:.3g} ms, {result['p99_over_budget']:.1%} of the original "
+            f"specification's {single['budget_ms']:g} ms budget.",
+        ],
+        details=result,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

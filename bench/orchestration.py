@@ -7,6 +7,10 @@ The projection scales the per-partition assets by the partitions of a day (24 ho
 training assets by the rows of a day's window (their cost is linear in rows at a fixed epoch count; early
 stopping only shortens it). One torch and one BLAS thread, as everywhere on this shared machine.
 
+The baseline is the sum of the assets' own step seconds in the same materialisation: the graph's wall
+time over it is what Dagster (runs, event storage in Postgres, IO managers) and the asset checks add to
+the work itself.
+
     python -m bench.orchestration --hours 6 [--epochs 12] [--executor in_process|multiprocess|celery]   # BENCH_ORCHESTRATION_HOURS for `make bench`
 """
 
@@ -28,6 +32,7 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
+from bench.report import Figure, Section
 from depthcharge.commands.dagster import dagster_environment
 from depthcharge.commands.record_sim import store
 from depthcharge.offline_recording import DEFAULT_START_MS, record_synthetic
@@ -60,10 +65,14 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def run(hours: int | None = None, epochs: int | None = None, executor: str = "in_process") -> dict[str, Any]:
+def run(
+    hours: int | None = None, epochs: int | None = None, executor: str = "in_process", quick: bool = False
+) -> dict[str, Any]:
     """``executor``: in_process (`dg.materialize`, as the demo), or multiprocess / celery (the location's
     jobs under that DAGSTER_EXECUTOR; celery with two `depthcharge dagster worker` processes on the
-    machine's Redis, database CELERY_DB)."""
+    machine's Redis, database CELERY_DB). ``quick``: one hour, one epoch."""
+    if quick:
+        hours, epochs = 1, 1
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     hours = hours or int(os.environ.get("BENCH_ORCHESTRATION_HOURS", "1"))
@@ -184,6 +193,7 @@ def _materialise(hours: int, profile: str, epochs: int, executor: str) -> dict[s
         "epochs": epochs,
         "executor": executor,
         "total_s": round(total_s, 1),
+        "steps_s": round(sum(o.seconds for o in graph.outcomes.values()), 1),
         "assets": assets,
         "projected_day_s": round(projected, 1),
         "table": graph.table(),
@@ -215,6 +225,29 @@ def _print(result: dict[str, Any]) -> None:
         f"  recording {result['record_s']} s; graph {result['total_s']} s wall (steps + checks + Dagster); "
         f"a day (24 h x 3 symbols) projected at {result['projected_day_s']} s of steps"
     )
+
+
+def section(result: Mapping[str, Any]) -> Section:
+    steps = ", ".join(f"{name} {a['seconds']} s" for name, a in result["assets"].items())
+    return Section(
+        title="Dagster graph",
+        summary=(
+            f"The whole asset graph materialised in one process over {result['hours']} h × "
+            f"{len(result['symbols'])} symbols of the synthetic market ({result['partitions']} partitions, "
+            f"{result['training_profile']} model, {result['epochs']} epochs at most), against the seconds "
+            "of its assets' own steps"
+        ),
+        figures=[
+            Figure("graph materialisation, wall (steps, checks, Dagster)", result["total_s"], "s",
+                   "sum of the assets' step seconds", result["steps_s"]),
+        ],
+        notes=[
+            f"Steps: {steps}.",
+            f"Projected to a day (24 hourly partitions × 3 symbols, training scaled by rows): "
+            f"{result['projected_day_s']} s of steps, {result['projected_day_s'] / 86_400:.1%} of the day.",
+        ],
+        details={k: v for k, v in result.items() if k != "table"},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from depthcharge.commands.demo import demo
 from depthcharge.commands.evaluate import evaluate
 from depthcharge.commands.exchange_sim import exchange_sim
 from depthcharge.commands.record_sim import record_sim
+from depthcharge.commands.soak import soak
 from depthcharge.commands.train import train
 from infra.db.errors import StorageError
 from trading_daemon.errors import Kind, classify
@@ -41,6 +42,7 @@ cli.add_command(train)
 cli.add_command(evaluate)
 cli.add_command(dagster)
 cli.add_command(check)
+cli.add_command(soak)
 
 
 def exit_status(exc: BaseException) -> int:

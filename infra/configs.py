@@ -210,6 +210,7 @@ class OrchestrationConfig:
     training_epochs: int
     retrain_drift_severity: RetrainSeverity
     retrain_schedule_cron: str
+    sensor_interval_s: int
     label_coverage_min: float
     class_share_min: float
     class_share_max: float

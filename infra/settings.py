@@ -253,6 +253,7 @@ class Settings(
             training_epochs=self.training_epochs,
             retrain_drift_severity=self.retrain_drift_severity,
             retrain_schedule_cron=self.retrain_schedule_cron,
+            sensor_interval_s=self.sensor_interval_s,
             label_coverage_min=self.label_coverage_min,
             class_share_min=self.class_share_min,
             class_share_max=self.class_share_max,

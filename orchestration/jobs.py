@@ -41,6 +41,6 @@ market_automation_sensor = dg.AutomationConditionSensorDefinition(
     "market_partitions_automation",
     target=PARTITION_ASSETS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=LOCATION.sensor_interval_s,
     description="Exports each partition as it closes (on_cron), then its features and drift report (eager).",
 )

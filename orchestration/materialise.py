@@ -138,6 +138,64 @@ def _account(
             outcomes[step].seconds += seconds
 
 
+class _Sequence:
+    """Runs of the location's assets against one instance, accounted into one GraphRun."""
+
+    def __init__(
+        self, defs: dg.Definitions, instance: dg.DagsterInstance, log_level: str, jobs: bool
+    ) -> None:
+        self.assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
+        self.resources = dict(defs.resources or {})
+        self.instance = instance
+        self.loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+        self.repository = None if not jobs else ReconstructableRepository.for_module(LOCATION_MODULE, "defs")
+        self.graph = GraphRun({name: AssetOutcome(name) for name in ASSET_ORDER}, [], {})
+
+    def _launch(
+        self, selection: Sequence[str], run_config: dict[str, Any], partition_key: dg.MultiPartitionKey | None
+    ) -> ExecutionResult:
+        config = {**self.loggers, **run_config}
+        if self.repository is None:
+            return dg.materialize(
+                self.assets,
+                selection=list(selection),
+                instance=self.instance,
+                resources=self.resources,
+                raise_on_error=False,
+                run_config=config,
+                partition_key=partition_key,
+            )
+        job = "retraining_job" if partition_key is None else "market_partition_job"
+        tags = {} if partition_key is None else MARKET_PARTITIONS.get_tags_for_partition_key(partition_key)
+        return dg.execute_job(
+            self.repository.get_reconstructable_job(job),
+            self.instance,
+            run_config=config,
+            tags=tags,
+            asset_selection=[dg.AssetKey(name) for name in selection],
+        )
+
+    def run(
+        self,
+        selection: Sequence[str],
+        run_config: dict[str, Any] | None = None,
+        partition_key: dg.MultiPartitionKey | None = None,
+    ) -> bool:
+        result = self._launch(selection, run_config or {}, partition_key)
+        self.graph.runs.append(result)
+        _account(self.graph.outcomes, result, self.instance)
+        for event in result.get_asset_materialization_events():
+            key = event.materialization.asset_key.to_user_string()
+            self.graph.metadata[key] = {k: v.value for k, v in event.materialization.metadata.items()}
+        return result.success
+
+
+def _keys(time_keys: Sequence[str], symbols: Sequence[str]) -> list[dg.MultiPartitionKey]:
+    if not time_keys or not symbols:
+        raise ValueError("name at least one time partition and one symbol to materialise")
+    return [dg.MultiPartitionKey({TIME: t, SYMBOL: s}) for t in time_keys for s in symbols]
+
+
 def materialise_graph(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -157,64 +215,39 @@ def materialise_graph(
     (DAGSTER_EXECUTOR: multiprocess or celery) runs the steps, instead of materialising in this process.
     ``before_drift`` is called between the training and the
     drift stage (a benchmark promotes a refused candidate there, so that drift has a model to judge by)."""
-    if not time_keys or not symbols:
-        raise ValueError("name at least one time partition and one symbol to materialise")
-    assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
-    resources = dict(defs.resources or {})
-    outcomes = {name: AssetOutcome(name) for name in ASSET_ORDER}
-    runs: list[ExecutionResult] = []
-    metadata: dict[str, dict[str, Any]] = {}
-    loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    repository = None if not jobs else ReconstructableRepository.for_module(LOCATION_MODULE, "defs")
-
-    def launch(
-        selection: Sequence[str], run_config: dict[str, Any], partition_key: dg.MultiPartitionKey | None
-    ) -> ExecutionResult:
-        config = {**loggers, **run_config}
-        if repository is None:
-            return dg.materialize(
-                assets,
-                selection=list(selection),
-                instance=instance,
-                resources=resources,
-                raise_on_error=False,
-                run_config=config,
-                partition_key=partition_key,
-            )
-        job = "retraining_job" if partition_key is None else "market_partition_job"
-        tags = {} if partition_key is None else MARKET_PARTITIONS.get_tags_for_partition_key(partition_key)
-        return dg.execute_job(
-            repository.get_reconstructable_job(job),
-            instance,
-            run_config=config,
-            tags=tags,
-            asset_selection=[dg.AssetKey(name) for name in selection],
-        )
-
-    def run(
-        selection: Sequence[str],
-        run_config: dict[str, Any] | None = None,
-        partition_key: dg.MultiPartitionKey | None = None,
-    ) -> bool:
-        result = launch(selection, run_config or {}, partition_key)
-        runs.append(result)
-        _account(outcomes, result, instance)
-        for event in result.get_asset_materialization_events():
-            key = event.materialization.asset_key.to_user_string()
-            metadata[key] = {k: v.value for k, v in event.materialization.metadata.items()}
-        return result.success
-
-    keys = [dg.MultiPartitionKey({TIME: t, SYMBOL: s}) for t in time_keys for s in symbols]
-    if not all([run(PARTITION_ASSETS, partition_key=k) for k in keys]):
-        return GraphRun(outcomes, runs, metadata)
+    keys = _keys(time_keys, symbols)
+    sequence = _Sequence(defs, instance, log_level, jobs)
+    if not all([sequence.run(PARTITION_ASSETS, partition_key=k) for k in keys]):
+        return sequence.graph
     window = {"partitions": len(time_keys), "end_partition": time_keys[-1], "symbols": list(symbols)}
     ops: dict[str, Any] = {"training_dataset": {"config": window}}
     if candidate:
         ops["model_candidate"] = {"config": candidate}
-    if not run(TRAINING_ASSETS, run_config={"ops": ops}):
-        return GraphRun(outcomes, runs, metadata)
+    if not sequence.run(TRAINING_ASSETS, run_config={"ops": ops}):
+        return sequence.graph
     if before_drift is not None:
-        before_drift(GraphRun(outcomes, runs, metadata))
+        before_drift(sequence.graph)
     for k in keys:
-        run(DRIFT_ASSETS, partition_key=k)
-    return GraphRun(outcomes, runs, metadata)
+        sequence.run(DRIFT_ASSETS, partition_key=k)
+    return sequence.graph
+
+
+def materialise_partitions(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    time_keys: Sequence[str],
+    symbols: Sequence[str],
+    *,
+    log_level: str = "WARNING",
+    on_partition: Callable[[dg.MultiPartitionKey], None] | None = None,
+) -> GraphRun:
+    """What the automation does for newly closed partitions: each partition's export, features and drift
+    report against the model in production, no retraining (the drift sensor decides that).
+    ``on_partition`` is called after each partition (a progress bar)."""
+    sequence = _Sequence(defs, instance, log_level, jobs=False)
+    for k in _keys(time_keys, symbols):
+        if sequence.run(PARTITION_ASSETS, partition_key=k):
+            sequence.run(DRIFT_ASSETS, partition_key=k)
+        if on_partition is not None:
+            on_partition(k)
+    return sequence.graph

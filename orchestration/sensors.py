@@ -10,6 +10,7 @@ from dagster_shared.error import SerializableErrorInfo
 from infra.db.repositories import DriftReportRecord, DriftReportRepository
 from ml.monitoring import reaching
 from orchestration.jobs import retraining_job
+from orchestration.location import LOCATION
 from orchestration.resources import DatabaseResource, PipelineSettingsResource
 from orchestration.retraining import (
     DRIFT_REPORTS_TAG,
@@ -30,7 +31,7 @@ def retraining_run_key(report: DriftReportRecord) -> str:
 
 @dg.sensor(
     job=retraining_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=LOCATION.sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reads each new drift report (cursor: the last report id) and launches retraining_job when "
     "one reaches RETRAIN_DRIFT_SEVERITY.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
@@ -145,11 +146,14 @@ def exchange_sim(
         raise click.BadParameter(str(exc), param_hint="--symbols") from None
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        # SIGTERM (systemd, the demo) closes the sockets and ends with status 0, as Ctrl-C does.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with server:
             click.echo(
                 f"paper exchange on {server.base_url} (ws {server.ws_url}/v5/public/linear, /v5/private)"
             )
-            await asyncio.Event().wait()
+            await stop.wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())

@@ -108,6 +108,14 @@ class DagsterFields(RuntimeStateFields):
         "dagster",
         "A drift report of this severity or worse launches a retraining (low, medium or high).",
     )
+    sensor_interval_s: int = setting(
+        60,
+        "SENSOR_INTERVAL_S",
+        "dagster",
+        "Least seconds between two evaluations of the drift-retraining and market-automation sensors.",
+        ge=5,
+        le=3600,
+    )
     retrain_schedule_cron: str = setting(
         "30 2 * * *",
         "RETRAIN_SCHEDULE_CRON",

@@ -221,6 +221,7 @@ NON_DEFAULT: dict[str, str] = {
     "REPORTS_DIR": "/srv/dc/reports",
     "RETRAIN_DRIFT_SEVERITY": "medium",
     "RETRAIN_SCHEDULE_CRON": "0 3 * * *",
+    "SENSOR_INTERVAL_S": "30",
     "TRAINING_EPOCHS": "20",
     "TRAINING_PROFILE": "full",
     "TRAINING_WINDOW_PARTITIONS": "48",

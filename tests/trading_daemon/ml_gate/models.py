@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from infra.db.connection import Database
-from infra.db.repositories.model_versions import ModelVersionRepository
+from depthcharge.soak.model import promote  # noqa: F401 - the tests import it from here
 from ml.models import create_model
 from ml.preprocessing import FeaturePreprocessor
 from ml.registry import HYBRID_CNN_LSTM, ModelRegistry
@@ -49,11 +48,3 @@ def register(registry: ModelRegistry, seed: int) -> ModelManifest:
         horizons_s=list(HORIZONS_S),
         feature_spec=SPEC,
     )
-
-
-def promote(db: Database, version: str) -> None:
-    """Make `version` production (NOTIFY model_promoted on commit), whatever production was."""
-    with db.connect(autocommit=True) as conn:
-        repo = ModelVersionRepository(conn)
-        current = repo.production()
-        repo.promote(version, expected_production=None if current is None else current.version)
