@@ -239,15 +239,16 @@ def materialise_partitions(
     symbols: Sequence[str],
     *,
     log_level: str = "WARNING",
+    jobs: bool = False,
     on_partition: Callable[[dg.MultiPartitionKey], None] | None = None,
 ) -> GraphRun:
-    """What the automation does for newly closed partitions: each partition's export, features and drift
-    report against the model in production, no retraining (the drift sensor decides that).
-    ``on_partition`` is called after each partition (a progress bar)."""
-    sequence = _Sequence(defs, instance, log_level, jobs=False)
+    """What the automation does for newly closed partitions: one run per partition of its export, features
+    and drift report against the model in production, no retraining (the drift sensor decides that).
+    ``jobs`` as for :func:`materialise_graph`; ``on_partition`` is called after each partition (a progress
+    bar)."""
+    sequence = _Sequence(defs, instance, log_level, jobs)
     for k in _keys(time_keys, symbols):
-        if sequence.run(PARTITION_ASSETS, partition_key=k):
-            sequence.run(DRIFT_ASSETS, partition_key=k)
+        sequence.run((*PARTITION_ASSETS, *DRIFT_ASSETS), partition_key=k)
         if on_partition is not None:
             on_partition(k)
     return sequence.graph

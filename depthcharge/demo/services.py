@@ -6,6 +6,8 @@ STOP_TIMEOUT_S, in the reverse order of start."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -95,6 +97,10 @@ class Services:
                     lines.append(f"{child.name} did not stop within {STOP_TIMEOUT_S:.0f} s: killed")
             else:
                 lines.append(f"{child.name} had exited (status {p.returncode})")
+            # What the child started (the Dagster webserver's and daemon's code servers) is in its process
+            # group, which start() made its own: nothing may outlive the demo.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGTERM)
         self.children.clear()
         return lines
 

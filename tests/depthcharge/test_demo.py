@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,25 @@ def _demo(var: Path, trade_seconds: int) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=1100,
     )
+
+
+def _left_behind(var: Path) -> list[int]:
+    """Processes still running with this demo's VAR_DIR (its children and theirs: code servers too)."""
+    deadline = time.monotonic() + 15  # the process groups got SIGTERM; give them a moment to go
+    while True:
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"VAR_DIR={var}".encode() in environ:
+                found.append(int(proc.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def _stage_seconds(out: str) -> dict[str, float]:
@@ -80,6 +100,7 @@ def test_the_whole_loop_then_a_second_run_reuses_it() -> None:
         # everything stopped cleanly: no child left, the embedded server shut down
         assert re.search(r"trading-daemon stopped \(status 0\)", out), out
         assert not (var / "pg" / "postmaster.pid").exists()
+        assert not _left_behind(var), "processes outlived the demo"
         first_seconds = _stage_seconds(out)
         # the second run reuses the recording, the model and the drift verdict
         second = _demo(var, 0)

@@ -119,7 +119,8 @@ async def test_a_change_that_fails_midway_is_repaired_from_the_database(
         closed = (await PositionRepository(pool).find(symbol="BTCUSDT"))[0].status is PositionStatus.CLOSED
         return calls >= 2 and closed and runtime.account.reconciled()
 
-    await wait_until(repaired, within=15, what="the failed fill repaired by reconciliation")
+    # Reconciliation runs after the failed change is noticed; on a loaded 2-core machine that takes over 15 s.
+    await wait_until(repaired, within=45, what="the failed fill repaired by reconciliation")
     assert runtime.ledger.failures >= 1
     closed = (await PositionRepository(pool).find(symbol="BTCUSDT"))[0]
     assert closed.exit_reason == "test d-exit"  # closed by its fills, re-applied after the reload
