@@ -32,16 +32,36 @@ os.environ.setdefault("API_PORT", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("SLOW_TESTS_ON_ALL_SERVERS") == "1":
-        return
-    kept, dropped = [], []
+    if os.environ.get("SLOW_TESTS_ON_ALL_SERVERS") != "1":
+        kept, dropped = [], []
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            on_external = callspec is not None and callspec.params.get("pg_server") == "external"
+            (dropped if on_external and item.get_closest_marker("slow") else kept).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+    _longest_modules_first(items)
+
+
+SLOW_DEFAULT_S = 10.0
+
+
+def _longest_modules_first(items: list[pytest.Item]) -> None:
+    """Order modules by their longest test, longest first (`@pytest.mark.slow(seconds=…)`; `slow` alone
+    counts SLOW_DEFAULT_S), keeping each module's tests together and in order. `make test` runs the
+    suite on every core with pytest-xdist, a module per worker at a time: a five-minute module
+    collected last would leave the other workers idle while it runs alone."""
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    longest: dict[str, float] = {}
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        on_external = callspec is not None and callspec.params.get("pg_server") == "external"
-        (dropped if on_external and item.get_closest_marker("slow") else kept).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+        marker = item.get_closest_marker("slow")
+        seconds = 0.0 if marker is None else float(marker.kwargs.get("seconds", SLOW_DEFAULT_S))
+        longest[module(item)] = max(longest.get(module(item), 0.0), seconds)
+    items.sort(key=lambda item: -longest[module(item)])
 
 
 @pytest.fixture(scope="session")

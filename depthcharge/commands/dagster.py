@@ -32,6 +32,7 @@ from types import FrameType
 import click
 
 import infra
+from depthcharge.child_process import stop_child
 from depthcharge.commands._context import database
 from infra.db.connection import DAGSTER_DATABASE, Database, dagster_postgres_url
 from infra.settings import Settings, load_settings
@@ -121,12 +122,8 @@ def supervise(commands: Mapping[str, Sequence[str]], env: Mapping[str, str], *, 
                     p.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_TIMEOUT_S
             for name, p in children.items():
-                try:
-                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    click.echo(f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s: killing it", err=True)
-                    p.kill()
-                    p.wait()
+                if not stop_child(p, max(0.1, deadline - time.monotonic()), signalled=True):
+                    click.echo(f"{name} did not stop within {STOP_TIMEOUT_S:.0f} s: killed", err=True)
         if received:
             click.echo("stopped")
         return code

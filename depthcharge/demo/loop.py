@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -37,6 +37,9 @@ from depthcharge.demo.summary import Summary, read_summary
 from infra.db.connection import Database
 from infra.settings import Settings
 from schemas.times import now_ms
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -135,7 +138,7 @@ class DemoLoop:
             }
             os.environ.update(env)  # this process materialises on the same instance and location
             config = self.settings.orchestration
-            ui_port = _port_or_free(config.ui_host, config.ui_port, free_port)
+            ui_port = _port_or_free(config.ui_host, config.ui_port)
             for name, command in serve_commands(config.ui_host, ui_port).items():
                 self.services.start(name, command, env)
             exchange_port = free_port("127.0.0.1")
@@ -151,7 +154,7 @@ class DemoLoop:
             exchange_url = f"http://127.0.0.1:{exchange_port}"
             self.services.wait_ready(exchange, f"{exchange_url}/v5/market/time", timeout_s=60)
             api = self.settings.api
-            api_port = _port_or_free(api.host, api.port, free_port)
+            api_port = _port_or_free(api.host, api.port)
             daemon_env = {
                 **env,
                 "BYBIT_REST_URL": exchange_url,
@@ -190,8 +193,9 @@ class DemoLoop:
     def record_history(self) -> History:
         with self.stages.stage("market history: the synthetic market offline, regime shift included") as said:
             saved = _load_history(self.settings, self.plan)
-            if saved is not None and self._stored_rows(saved) >= self._expected_rows(saved):
-                said.append(f"reused the first run's recording ({self._stored_rows(saved):,} rows)")
+            stored = 0 if saved is None else self._stored_rows(saved)
+            if saved is not None and stored >= self._expected_rows(saved):
+                said.append(f"reused the first run's recording ({stored:,} rows)")
                 return saved
             history = History.plan(self.plan, self.settings.feed.symbols)
             recording = _record_with_progress(self.settings, history)
@@ -360,18 +364,24 @@ class DemoLoop:
                 if worst is None or worst - 1 < ("none", "low", "medium", "high").index(threshold):
                     said.append(f"no drift report reached RETRAIN_DRIFT_SEVERITY={threshold}: no retraining")
                     return None
-                run_id = wait_for(
-                    f"the sensor (every {self.plan.sensor_interval_s} s) launches retraining_job",
-                    lambda: self._drift_run_id(),
-                    timeout_s=self.plan.sensor_interval_s * 4 + 60,
-                )
-                click.echo(f"    Dagster run {run_id}: training, evaluation, the gate ...")
-                done = wait_for(  # type: ignore[assignment]
-                    "retraining_job",
-                    lambda: self._finished_run(str(run_id)) and self._retraining_after(report_ids),
-                    timeout_s=self.plan.retrain_timeout_s,
-                    poll_s=2.0,
-                )
+                import dagster as dg
+
+                # One instance for the whole wait: opening one per poll costs a database connection each time.
+                with dg.DagsterInstance.get() as instance:
+                    run_id = wait_for(
+                        f"the sensor (every {self.plan.sensor_interval_s} s) launches retraining_job",
+                        lambda: self._drift_run_id(instance),
+                        timeout_s=self.plan.sensor_interval_s * 4 + 60,
+                    )
+                    click.echo(f"    Dagster run {run_id}: training, evaluation, the gate ...")
+                    done = wait_for(  # type: ignore[assignment]
+                        "retraining_job",
+                        lambda: (
+                            self._finished_run(instance, str(run_id)) and self._retraining_after(report_ids)
+                        ),
+                        timeout_s=self.plan.retrain_timeout_s,
+                        poll_s=2.0,
+                    )
             assert done is not None  # wait_for returns only a truthy value
             status, candidate, metric, cand_value, prod_value, reason = done
             said.append(
@@ -391,29 +401,27 @@ class DemoLoop:
             ).fetchone()
         return None if row is None else tuple(row)
 
-    def _drift_run_id(self) -> str | None:
+    def _drift_run_id(self, instance: dg.DagsterInstance) -> str | None:
         import dagster as dg
 
         from orchestration.retraining import TRIGGER_TAG
 
         self.services.check_alive()
-        with dg.DagsterInstance.get() as instance:
-            runs = instance.get_runs(
-                filters=dg.RunsFilter(
-                    job_name="retraining_job",
-                    tags={TRIGGER_TAG: "drift"},
-                    created_after=datetime.fromtimestamp(self.started_ms / 1000, UTC),
-                ),
-                limit=1,
-            )
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(
+                job_name="retraining_job",
+                tags={TRIGGER_TAG: "drift"},
+                created_after=datetime.fromtimestamp(self.started_ms / 1000, UTC),
+            ),
+            limit=1,
+        )
         return runs[0].run_id if runs else None
 
-    def _finished_run(self, run_id: str) -> bool:
+    def _finished_run(self, instance: dg.DagsterInstance, run_id: str) -> bool:
         import dagster as dg
 
         self.services.check_alive()
-        with dg.DagsterInstance.get() as instance:
-            run = instance.get_run_by_id(run_id)
+        run = instance.get_run_by_id(run_id)
         if run is None:
             return False
         if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
@@ -485,9 +493,11 @@ def _record_with_progress(settings: Settings, history: History) -> Any:
         )
 
 
-def _port_or_free(host: str, port: int, free_port: Any) -> int:
+def _port_or_free(host: str, port: int) -> int:
     """`port` when it can be bound on `host`, else any free one (0 means any)."""
     import socket
+
+    from depthcharge.commands.dagster import free_port
 
     if port:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

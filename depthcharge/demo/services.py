@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from depthcharge.child_process import stop_child
 from depthcharge.demo.progress import StageFailed, wait_for
 
 STOP_TIMEOUT_S = 30.0
@@ -87,13 +88,9 @@ class Services:
         for child in reversed(self.children):
             p = child.process
             if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=STOP_TIMEOUT_S)
+                if stop_child(p, STOP_TIMEOUT_S):
                     lines.append(f"{child.name} stopped (status {p.returncode})")
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+                else:
                     lines.append(f"{child.name} did not stop within {STOP_TIMEOUT_S:.0f} s: killed")
             else:
                 lines.append(f"{child.name} had exited (status {p.returncode})")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from depthcharge.child_process import stop_child
 from infra.db import migrate
 from infra.db.connection import Database
 from infra.db.embedded import EmbeddedPostgres
@@ -136,13 +137,9 @@ class DaemonProcess:
         return await self.wait_exit(within)
 
     async def wait_exit(self, within: float = STOP_TIMEOUT_S) -> int:
-        deadline = time.monotonic() + within
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                self.kill()
-                await asyncio.to_thread(self.proc.wait)
-                raise RuntimeError(f"daemon {self.name} did not stop within {within:g} s:\n{self.tail()}")
-            await asyncio.sleep(0.05)
+        """The exit status once the daemon has ended (a signal was sent already); SIGKILL after `within` s."""
+        if not await asyncio.to_thread(stop_child, self.proc, within, signalled=True):
+            raise RuntimeError(f"daemon {self.name} did not stop within {within:g} s:\n{self.tail()}")
         return self.proc.returncode
 
     def close(self) -> None:

@@ -62,7 +62,9 @@ def _stage_seconds(out: str) -> dict[str, float]:
     return {m[0].strip(): float(m[1]) for m in re.findall(r"^  (.+?)\s+([\d.]+) s", table, re.MULTILINE)}
 
 
-@pytest.mark.slow  # records, trains through Dagster, judges drift, retrains from the sensor: about 5 min
+@pytest.mark.slow(
+    seconds=400
+)  # records, trains through Dagster, judges drift, retrains from the sensor: about 5 min
 @pytest.mark.timeout(1500)
 def test_the_whole_loop_then_a_second_run_reuses_it() -> None:
     var = Path("/tmp") / f"dc-demo-{os.getpid()}"  # short: the embedded server's socket lives here

@@ -171,7 +171,7 @@ def test_read_logs_counts_events_across_files_and_skips_a_line_cut_by_sigkill(tm
 # --- the 60-second soak ----------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=75)
 @pytest.mark.timeout(240)
 async def test_the_60_second_soak_survives_its_faults_with_every_must_be_zero_figure_at_zero(
     tmp_path: Path,

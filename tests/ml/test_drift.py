@@ -101,7 +101,7 @@ def test_levels_and_thresholds() -> None:
     assert DriftThresholds().prediction_psi.of(0.2567) == "high"  # the original spec's example
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_drift_flags_a_regime_shift_and_writes_the_reports(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     reference = pd.DataFrame(features(rng, 5_000), columns=FEATURE_NAMES).assign(symbol="BTCUSDT")

@@ -76,7 +76,7 @@ def test_decide_needs_the_gain_beyond_its_interval() -> None:
         GateConfig(metric="f1")
 
 
-@pytest.mark.slow  # 90 min of recording (cached) and a run with a CNN-LSTM that learns nothing
+@pytest.mark.slow(seconds=60)  # 90 min of recording (cached) and a run with a CNN-LSTM that learns nothing
 def test_gate_refuses_a_loser_and_promotes_and_serves_the_winning_baseline(
     db: Database, tmp_path: Path
 ) -> None:

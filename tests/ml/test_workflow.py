@@ -59,7 +59,7 @@ def _tiny(epochs: int = 2, seed: int = 0) -> CandidateConfig:
     )
 
 
-@pytest.mark.slow  # 3 × 40 min of recording (about 2 min on a cold cache) and a quick training
+@pytest.mark.slow(seconds=180)  # 3 × 40 min of recording (about 2 min on a cold cache) and a quick training
 def test_candidate_beats_the_majority_baseline_on_the_10s_direction() -> None:
     tables = [_labelled(2400, symbol) for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
     candidate = train_candidate(tables, quick_config(seed=0))

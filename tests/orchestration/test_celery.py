@@ -70,7 +70,9 @@ def wait_for_pool(worker: subprocess.Popen[bytes], log: Path, timeout_s: float =
         time.sleep(0.5)
 
 
-@pytest.mark.slow  # one to three minutes: two workers import the location, a tiny training runs on one
+@pytest.mark.slow(
+    seconds=240
+)  # one to three minutes: two workers import the location, a tiny training runs on one
 @pytest.mark.timeout(600)
 def test_the_training_job_runs_its_steps_on_two_celery_workers(
     recorded_pipeline: Pipeline, pg_instance: dg.DagsterInstance, broker: str, tmp_path: Path

@@ -11,7 +11,7 @@ from orchestration.materialise import ASSET_ORDER, materialise_graph
 from tests.orchestration.conftest import HOURS, SYMBOLS, Pipeline
 
 
-@pytest.mark.slow  # about a minute: two partitions, a tiny model, two drift reports
+@pytest.mark.slow(seconds=170)  # about a minute: two partitions, a tiny model, two drift reports
 def test_the_demo_materialises_every_asset_and_tabulates_them(
     recorded_pipeline: Pipeline, pg_instance: dg.DagsterInstance
 ) -> None:

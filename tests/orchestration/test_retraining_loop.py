@@ -41,7 +41,7 @@ def notified(conn: psycopg.Connection[Any]) -> list[str]:
     return [n.payload for n in conn.notifies(timeout=1.0, stop_after=None)]
 
 
-@pytest.mark.slow  # about two minutes: four partitions, three tiny trainings, two drift reports
+@pytest.mark.slow(seconds=80)  # about two minutes: four partitions, three tiny trainings, two drift reports
 def test_drift_launches_retraining_and_the_gate_decides(
     recorded_pipeline: Pipeline, pg_instance: dg.DagsterInstance
 ) -> None:

@@ -117,7 +117,9 @@ def _postmaster_pid(var_dir: Path) -> int | None:
     return int(pid_file.read_text().split()[0]) if pid_file.is_file() else None
 
 
-@pytest.mark.slow  # the embedded server, then two processes importing the whole location: a minute or more
+@pytest.mark.slow(
+    seconds=40
+)  # the embedded server, then two processes importing the whole location: a minute or more
 @pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C"])
 def test_serve_prints_the_url_and_stops_both_children(stop: str, var_dir: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN}

@@ -34,7 +34,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 SECONDS = 180
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=180)
 async def test_the_daemon_trades_the_synthetic_market_and_every_order_reconciles(
     db: Database, pool: AsyncConnectionPool, tmp_path: Path
 ) -> None:

@@ -55,6 +55,10 @@ def realistic(n: int = 200) -> list[CandleWindow]:
     return [CandleWindow.from_candles(candles(n, seed=s)) for s in (1, 2)] + [walk(n, s) for s in (1, 2, 3)]
 
 
+# Stable ids (the same in every pytest-xdist worker): two recorded-like candle series, three random walks.
+WINDOW_IDS = ["candles1", "candles2", "walk1", "walk2", "walk3"]
+
+
 def named(values: np.ndarray) -> dict[str, float]:
     assert values.shape == (35,) and values.dtype == np.float64
     return dict(zip(INDICATOR_FEATURE_NAMES, values.tolist(), strict=True))
@@ -164,7 +168,7 @@ def wilder(values: list[float], n: int) -> float:
     return a
 
 
-@pytest.mark.parametrize("k", realistic(), ids=lambda k: f"window{id(k) % 1000}")
+@pytest.mark.parametrize("k", realistic(), ids=WINDOW_IDS)
 def test_talib_features_match_their_textbook_formulas(k: CandleWindow) -> None:
     """Independent formulas for the TA-Lib features whose definition §4 spells out."""
     f = named(indicator_features(k, M_STAR))
@@ -211,7 +215,7 @@ def clv(h: float, lo: float, c: float) -> float:
     return ((c - lo) - (h - c)) / (h - lo) if h > lo else 0.0
 
 
-@pytest.mark.parametrize("k", realistic(), ids=lambda k: f"window{id(k) % 1000}")
+@pytest.mark.parametrize("k", realistic(), ids=WINDOW_IDS)
 def test_compositions_equal_their_direct_formulas(k: CandleWindow) -> None:
     f = named(indicator_features(k, M_STAR))
     h, lo, c, v, t = (x.tolist() for x in (k.high, k.low, k.close, k.volume, k.turnover))

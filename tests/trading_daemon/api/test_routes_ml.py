@@ -239,7 +239,7 @@ def register_run(registry: ModelRegistry) -> ModelManifest:
     )  # fmt: skip
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=55)
 async def test_ml_routes_need_a_token_and_reload_needs_an_admin(live_api: LiveApi) -> None:
     anon, viewer, trader = live_api.client(), live_api.client("viewer"), live_api.client("trader")
     for path in READS:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.trading_daemon.api.conftest import LiveApi
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=100)
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 
 

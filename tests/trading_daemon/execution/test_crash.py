@@ -125,7 +125,7 @@ def _restart_postgres(server: Any) -> None:
     pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pg.pgdata, user=pg.system_user, timeout=60)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 @pytest.mark.timeout(900)  # about 4.5 minutes alone on two shared cores; more under load
 async def test_sigkill_trials_leave_no_duplicate_no_unknown_order_and_equal_books(
     db: Database, tmp_path: Path, request: pytest.FixtureRequest
