@@ -52,11 +52,12 @@ browser:
 demo: $(STAMP) $(DASHBOARD_BUILT)
 	$(VENV)/bin/depthcharge demo
 
-# The suite on every core (pytest-xdist), a test module per worker at a time, the longest modules first
-# (tests/conftest.py); TEST_WORKERS=0 runs it in this process, one test after another.
+# The suite on every core (pytest-xdist), a test module per worker at a time, the longest modules first in
+# the order tests/conftest.py sorts them (--no-loadscope-reorder: xdist would otherwise hand out the modules
+# with the most tests first); TEST_WORKERS=0 runs it in this process, one test after another.
 TEST_WORKERS ?= auto
 test: $(STAMP) $(DASHBOARD_BUILT) browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # All benchmarks → bench/results.json and docs/benchmarks.md; a subset: make bench BENCH_ONLY=features,orderbook
 # (BENCH_QUICK=1: small sizes, tables printed, nothing written).

@@ -65,6 +65,12 @@ VARIANTS: dict[str, tuple[str, Variant]] = {
         "the tuned configuration (ml.candidate.tuned_config)",
         lambda c: tuned_config(seed=c.trainer.seed, epochs=c.trainer.epochs),
     ),
+    "combined_balanced": (
+        "the tuned configuration with class weights n/(3·count) in the cross-entropy",
+        lambda c: _trainer(class_weights="balanced")(
+            tuned_config(seed=c.trainer.seed, epochs=c.trainer.epochs)
+        ),
+    ),
 }
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from depthcharge.commands.evaluate import PROTOCOL_RECORDINGS, RECORDINGS
-from ml.candidate import quick_config
+from ml.candidate import quick_config, tuned_config
 from ml.evaluation.ablation import VARIANTS, variant_config
 
 
@@ -31,3 +33,12 @@ def test_held_out_recordings_share_no_seed_with_the_development_ones() -> None:
     held_out = {RECORDINGS[n][0] for n in PROTOCOL_RECORDINGS.split(",")}
     development = {RECORDINGS[n][0] for n in RECORDINGS if n.startswith("dev_")}
     assert held_out and development and not held_out & development
+
+
+def test_combined_balanced_is_the_tuned_configuration_with_class_weights() -> None:
+    config = variant_config("combined_balanced", quick_config(seed=3, epochs=5))
+    tuned = tuned_config(seed=3, epochs=5)
+    assert config.trainer.class_weights == "balanced"
+    assert tuned.trainer.class_weights != "balanced"
+    assert config == replace(tuned, trainer=replace(tuned.trainer, class_weights="balanced"))
+    assert (config.model.last_row_skip, config.trainer.monitor, config.stride) == (True, "direction", 2)
