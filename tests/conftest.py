@@ -49,9 +49,9 @@ SLOW_DEFAULT_S = 10.0
 
 def _longest_modules_first(items: list[pytest.Item]) -> None:
     """Order modules by their longest test, longest first (`@pytest.mark.slow(seconds=…)`; `slow` alone
-    counts SLOW_DEFAULT_S), keeping each module's tests together and in order. `make test` runs the
-    suite on every core with pytest-xdist, a module per worker at a time: a five-minute module
-    collected last would leave the other workers idle while it runs alone."""
+    counts SLOW_DEFAULT_S), keeping each module's tests in order. `make test` runs the suite on every
+    core with pytest-xdist, a module per worker at a time, in this order (--no-loadscope-reorder): a
+    five-minute module handed out last would leave the other workers idle while it runs alone."""
 
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::")[0]
