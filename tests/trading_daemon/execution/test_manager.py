@@ -99,10 +99,17 @@ async def test_the_other_side_filling_before_a_resting_entry_opens_its_own_posit
     assert sell.accepted
 
     async def short_open() -> bool:
+        # The market sell may fill across several levels, one fill event each: wait for all of it.
         live = await positions.get_live("BTCUSDT")
-        return live is not None and live.side is Side.SELL and live.status is PositionStatus.OPEN
+        return (
+            live is not None
+            and live.side is Side.SELL
+            and live.status is PositionStatus.OPEN
+            and live.quantity == Decimal("0.01")
+        )
 
-    await wait_until(short_open, what="the sell opened a short")
+    await wait_until(short_open, what="the sell opened a short of its whole quantity")
+    await runtime.ledger.drain_hooks()
     superseded = await positions.get(opening.id or 0)
     assert superseded is not None and superseded.status is PositionStatus.CLOSED
     assert superseded.realized_pnl == 0 and superseded.fees_paid == 0
