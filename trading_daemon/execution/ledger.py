@@ -28,6 +28,7 @@ from infra.db.repositories._base import AsyncConn
 from schemas.enums import AuditAction, OrderStatus, PositionStatus, TimeInForce
 from schemas.times import now_ms
 from schemas.trading import Fill, Order
+from trading_daemon.errors import Kind, classify
 from trading_daemon.exchange.records import BybitOrderReport, BybitPositionReport
 from trading_daemon.execution.account import AccountState, is_position_protection
 from trading_daemon.execution.audit import Auditor
@@ -115,39 +116,71 @@ class Ledger:
         self.on_order_end: list[OrderEndHook] = []
         self.failures = 0  # changes that raised (the database went away mid-way)
         self._synced_failures = 0
+        # Fills whose change failed for a reason that passes (the database went away), in arrival order:
+        # the reload replays them before anything else, so that later fills land on the position in order.
+        self._unwritten: list[tuple[Fill, str]] = []
         self._since_ms: int | None = None
         self.restore_history = True
         self.on_failure: Callable[[], None] | None = None
         self._hook_tasks: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
-    async def _mutating(self) -> AsyncIterator[None]:
+    async def _mutating(
+        self, fill: Fill | None = None, source: str = "", *, reload: bool = True
+    ) -> AsyncIterator[None]:
         """The lock, and what a failed change leaves behind: memory (state machines, the account view) may
-        be ahead of a transaction that rolled back, so the state is uncertain (a hold: no entries) until a
-        reconciliation has reloaded it from the database (`resync`)."""
+        be ahead of a transaction that rolled back. So the next change first reloads the ledger from the
+        database (the record) and replays the fills that could not be written, and entries stay held until
+        a reconciliation has compared the reloaded ledger with the exchange (`resync`).
+
+        Applying a later fill on top of memory that was ahead would write a position that already counts
+        the lost fill; importing that fill afterwards would count it twice (docs/execution.md)."""
         async with self.lock:
             try:
+                if reload:
+                    await self._reload_if_behind()
                 yield
             except Exception as exc:
                 self.failures += 1
+                if fill is not None and classify(exc).kind is Kind.RETRY and not self._is_unwritten(fill):
+                    self._unwritten.append((fill, source))
                 self.account.hold(HOLD, f"a change could not be written ({type(exc).__name__}: {exc})")
                 if self.on_failure is not None:
                     self.on_failure()  # the tracker reconciles until the hold can be lifted
                 raise
 
+    def _is_unwritten(self, fill: Fill) -> bool:
+        return any(f.exec_id == fill.exec_id for f, _ in self._unwritten)
+
+    @property
+    def behind(self) -> bool:
+        """Whether a change failed since the ledger was last reloaded from the database."""
+        return self.failures != self._synced_failures
+
     async def resync(self) -> bool:
-        """After a failed change: reload live orders and positions and their state machines from the
-        database (the record). Returns whether anything had to be reloaded."""
-        if self.failures == self._synced_failures:
+        """Reload live orders and positions and their state machines from the database (the record) if a
+        change failed since the last reload, and replay the fills that could not be written. Returns
+        whether anything had to be reloaded."""
+        async with self._mutating(reload=False):
+            return await self._reload_if_behind()
+
+    async def _reload_if_behind(self) -> bool:
+        """Under the lock: the reload `_mutating` and `resync` do."""
+        if not self.behind:
             return False
         seen = self.failures
         if self.restore_history:
             await self.registry.restore(self.orders, self.positions)
         else:
             self.registry.clear_all()
-        await self.load(since_ms=self._since_ms)
+        await self._load()
+        replayed = 0
+        for fill, source in list(self._unwritten):
+            # A fill stored meanwhile (reconciliation imported it) is a duplicate here and changes nothing.
+            replayed += await self._apply_fill(fill, source=f"{source}, replayed")
+        self._unwritten.clear()
         self._synced_failures = seen
-        log.info("ledger reloaded from the database after a failed change", failures=seen)
+        log.info("ledger reloaded from the database after a failed change", failures=seen, replayed=replayed)
         return True
 
     def _hook_done(self, task: asyncio.Task[None]) -> None:
@@ -164,17 +197,21 @@ class Ledger:
         """Read live orders and positions (and the positions closed since `since_ms`) into memory."""
         self._since_ms = since_ms
         async with self.lock:
-            self.account.orders = {o.client_order_id: o for o in await self.orders.list_live()}
-            self.account.positions = {p.symbol: p for p in await self.positions.list_live()}
-            for order in self.account.orders.values():
-                self.registry.order_for(order)
-            for position in self.account.positions.values():
-                self.registry.position_for(position)
-            if since_ms is not None:
-                closed = await self.positions.find(status=PositionStatus.CLOSED, limit=10_000)
-                self.account.closed = [
-                    (p.closed_ms, p.realized_pnl) for p in closed if p.closed_ms and p.closed_ms >= since_ms
-                ]
+            return await self._load()
+
+    async def _load(self) -> dict[str, int]:
+        since_ms = self._since_ms
+        self.account.orders = {o.client_order_id: o for o in await self.orders.list_live()}
+        self.account.positions = {p.symbol: p for p in await self.positions.list_live()}
+        for order in self.account.orders.values():
+            self.registry.order_for(order)
+        for position in self.account.positions.values():
+            self.registry.position_for(position)
+        if since_ms is not None:
+            closed = await self.positions.find(status=PositionStatus.CLOSED, limit=10_000)
+            self.account.closed = [
+                (p.closed_ms, p.realized_pnl) for p in closed if p.closed_ms and p.closed_ms >= since_ms
+            ]
         return {"orders": len(self.account.orders), "positions": len(self.account.positions)}
 
     async def get(self, client_order_id: str) -> Order | None:
@@ -534,10 +571,13 @@ class Ledger:
 
     async def apply_fill(self, fill: Fill, *, source: str) -> bool:
         """Store and apply one execution; False when its execId was already stored."""
-        async with self._mutating():
-            coid = fill.client_order_id or fill.exchange_order_id
-            order = await self.get(coid) if coid else None
-            return await self.book.apply(fill, order, source=source)
+        async with self._mutating(fill, source):
+            return await self._apply_fill(fill, source=source)
+
+    async def _apply_fill(self, fill: Fill, *, source: str) -> bool:
+        coid = fill.client_order_id or fill.exchange_order_id
+        order = await self.get(coid) if coid else None
+        return await self.book.apply(fill, order, source=source)
 
 
 def _with(order: Order, **changes: Any) -> Order:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from exchange_sim.server.app import SimServer
 from infra.db.repositories import FillRepository, OrderRepository, PositionRepository
 from schemas.enums import ExecType, OrderStatus, PositionStatus, Side
@@ -87,11 +85,6 @@ async def test_funding_on_the_stream_is_a_payment_not_a_fill(
     assert runtime.ledger.book.stats.funding == 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug (docs/execution.md, 'Known bug'): under load the repaired ledger can end with the "
-    "closed position and a phantom open one of 0.002",
-)
 async def test_a_change_that_fails_midway_is_repaired_from_the_database(
     runtime: ExecutionRuntime, pool
 ) -> None:
@@ -112,7 +105,9 @@ async def test_a_change_that_fails_midway_is_repaired_from_the_database(
 
     async def failing_update(*args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal calls
-        if str(kwargs.get("reason", "")).startswith("fill "):  # the exit's fill moving the position
+        # The first fill moving the position from here: the exit's, or under load the entry's last part
+        # (a market order may fill in several executions, and the test only waited for the first).
+        if str(kwargs.get("reason", "")).startswith("fill "):
             calls += 1
             if calls == 1:
                 raise DatabaseUnavailable("the database went away (test)")
@@ -130,14 +125,16 @@ async def test_a_change_that_fails_midway_is_repaired_from_the_database(
     try:
         await wait_until(repaired, within=45, what="the failed fill repaired by reconciliation")
     except AssertionError as exc:
-        # It fails rarely under load (2 of 25 runs beside three CPU burners), with the repair's reconciliation
-        # logged as a success: say which part of the predicate did not hold.
+        # Say which part of the predicate did not hold.
         found = await PositionRepository(pool).find(symbol="BTCUSDT")
         raise AssertionError(
             f"{exc}: fill updates {calls}, positions {[(p.status.value, str(p.quantity)) for p in found]}, "
             f"holds {dict(runtime.account.holds)}, reconciled {runtime.account.reconciled()}"
         ) from None
     assert runtime.ledger.failures >= 1
+    # Nothing counted twice: a fill applied on top of memory that was ahead left a phantom position here.
+    assert await PositionRepository(pool).get_live("BTCUSDT") is None
+    assert "BTCUSDT" not in runtime.account.positions
     closed = (await PositionRepository(pool).find(symbol="BTCUSDT"))[0]
     assert closed.exit_reason == "test d-exit"  # closed by its fills, re-applied after the reload
     fills = await FillRepository(pool).find(symbol="BTCUSDT")
