@@ -28,6 +28,11 @@ def _trainer(**kw: Any) -> Variant:
     return lambda c: replace(c, trainer=replace(c.trainer, **kw))
 
 
+def _on_tuned(change: Variant) -> Variant:
+    """``change`` applied to the tuned configuration (at the seed and epochs it was given)."""
+    return lambda c: change(tuned_config(seed=c.trainer.seed, epochs=c.trainer.epochs))
+
+
 VARIANTS: dict[str, tuple[str, Variant]] = {
     "base": ("quick_config as the demo trained it", lambda c: c),
     "zscore": (
@@ -67,9 +72,15 @@ VARIANTS: dict[str, tuple[str, Variant]] = {
     ),
     "combined_balanced": (
         "the tuned configuration with class weights n/(3·count) in the cross-entropy",
-        lambda c: _trainer(class_weights="balanced")(
-            tuned_config(seed=c.trainer.seed, epochs=c.trainer.epochs)
-        ),
+        _on_tuned(_trainer(class_weights="balanced")),
+    ),
+    "combined_lr_1e-4": (
+        "the tuned configuration with learning rate 1e-4 (from 5e-4)",
+        _on_tuned(_trainer(learning_rate=1e-4)),
+    ),
+    "combined_dropout": (
+        "the tuned configuration with dropout 0.5 and weight decay 0.05",
+        _on_tuned(lambda c: _trainer(weight_decay=0.05)(_model(dropout=0.5)(c))),
     ),
 }
 

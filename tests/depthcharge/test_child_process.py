@@ -9,9 +9,14 @@ import time
 
 from depthcharge.child_process import stop_child
 
-# Prints "ready" once its SIGTERM handler is installed, so the test never signals it too early.
+# Each child prints "ready" once its SIGTERM disposition is set, so the test never signals it too early. A
+# child inherits an ignored or blocked SIGTERM from the process that starts it, and the suite's workers run
+# other code first (in one CI run two of these children outlived SIGTERM), so the obeying one restores it.
 IGNORES_SIGTERM = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-SLEEPS = "import time; print('ready', flush=True); time.sleep(60)"
+SLEEPS = (
+    "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}); print('ready', flush=True); time.sleep(60)"
+)
 
 
 def _start(code: str) -> subprocess.Popen[bytes]:

@@ -42,3 +42,18 @@ def test_combined_balanced_is_the_tuned_configuration_with_class_weights() -> No
     assert tuned.trainer.class_weights != "balanced"
     assert config == replace(tuned, trainer=replace(tuned.trainer, class_weights="balanced"))
     assert (config.model.last_row_skip, config.trainer.monitor, config.stride) == (True, "direction", 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "changed"),
+    [
+        ("combined_lr_1e-4", lambda c: c.trainer.learning_rate == 1e-4),
+        ("combined_dropout", lambda c: (c.model.dropout, c.trainer.weight_decay) == (0.5, 0.05)),
+    ],
+)
+def test_combined_variants_change_one_thing_of_the_tuned_configuration(name: str, changed) -> None:  # type: ignore[no-untyped-def]
+    config = variant_config(name, quick_config(seed=3, epochs=5))
+    tuned = tuned_config(seed=3, epochs=5)
+    assert changed(config) and not changed(tuned)
+    assert (config.model.last_row_skip, config.trainer.monitor, config.stride) == (True, "direction", 2)
+    assert replace(config, model=tuned.model, trainer=tuned.trainer) == tuned
