@@ -164,7 +164,13 @@ def evaluate(
         if band is not None:
             config = replace(config, dead_band_bps=band)
         click.echo(f"variant {name}: {VARIANTS[name][0]}")
-        result = run_protocol(data, config, protocol, log=click.echo)
+        try:
+            result = run_protocol(data, config, protocol, log=click.echo)
+        except ValueError as exc:  # too little data for the folds (every other input was checked above)
+            raise click.ClickException(
+                f"variant {name}: {exc}. Each recording is {seconds} s in {folds} folds: "
+                "use a longer --seconds or fewer --folds."
+            ) from None
         target = out / name if len(names) > 1 else out
         paths = write_report(result, target, title=f"Depthcharge evaluation: {name}")
         _print_table(result.summary())

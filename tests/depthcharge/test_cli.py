@@ -60,3 +60,14 @@ def test_a_commands_exit_status_reaches_the_shell(monkeypatch: pytest.MonkeyPatc
         assert ended.value.code == 3
     finally:
         cli.commands.pop("exit-three")
+
+
+def test_evaluate_on_too_little_data_says_what_to_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Ten minutes of one symbol cannot fill three walk-forward folds: a message, not a traceback."""
+    proc = _run(
+        "evaluate", "--recordings", "dev_a", "--symbols", "BTCUSDT", "--seconds", "600", "--epochs", "1",
+        env={"VAR_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "record more data" in proc.stderr and "--seconds" in proc.stderr and "--folds" in proc.stderr
