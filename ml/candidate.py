@@ -26,7 +26,7 @@ from torch import nn
 
 from ml.backtest import BacktestConfig
 from ml.calibration import Calibration, apply_temperature, calibrate
-from ml.datasets import LabelledRows, Split, WindowedDataset, fit_preprocessor
+from ml.datasets import InsufficientData, LabelledRows, Split, WindowedDataset, fit_preprocessor
 from ml.labels import direction_of
 from ml.models.baselines import Baseline, default_baselines
 from ml.models.hybrid_cnn_lstm import HybridCNNLSTM, ModelConfig, ModelOutput, create_model
@@ -191,7 +191,7 @@ def fit_fold(
     non-empty validation block: early stopping and calibration on the test block would leak it.
     """
     if len(split.validation) == 0:
-        raise ValueError(
+        raise InsufficientData(
             f"the validation fold is empty after the {split.purge_ms} ms purge "
             f"({len(split.train)} train, {len(split.test)} test samples): record more data"
         )

@@ -32,6 +32,11 @@ from schemas.features import DEFAULT_SNAPSHOT_INTERVAL_MS, FeatureSpec, feature_
 from schemas.model import CLASS_NAMES, HORIZONS_S, N_CLASSES, WINDOW
 
 
+class InsufficientData(ValueError):
+    """Too few samples for the split asked for (record more data, or ask for fewer folds): the data's
+    shortcoming, where every other ValueError here is a wrong argument."""
+
+
 @dataclass(frozen=True)
 class WindowedDataset:
     """Samples of one or more symbols; sample i is the window ``features[ends[i] - WINDOW + 1 : ends[i] + 1]``.
@@ -365,7 +370,7 @@ def train_val_test_split(
         raise ValueError(f"train and test fractions must be > 0, got {fractions}")
     purge = _default_purge(ds, purge_ms)
     if len(ds) < 3:
-        raise ValueError(f"dataset has {len(ds)} samples, too few to split")
+        raise InsufficientData(f"dataset has {len(ds)} samples, too few to split")
     ts_sorted = np.sort(ds.ts_ms)
     t_val = _time_cut(ts_sorted, fractions[0])
     t_test = _time_cut(ts_sorted, fractions[0] + fractions[1])
@@ -376,7 +381,7 @@ def train_val_test_split(
     train = _purged(ds, all_idx[ds.ts_ms < t_val], val if len(val) else test, purge, interval_ms)
     train = _purged(ds, train, test, purge, interval_ms)
     if len(train) == 0 or len(test) == 0:
-        raise ValueError(
+        raise InsufficientData(
             f"split of {len(ds)} samples left train={len(train)}, test={len(test)} after a {purge} ms purge: "
             "too little data for these fractions"
         )
@@ -405,7 +410,7 @@ def walk_forward_splits(
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     purge = _default_purge(ds, purge_ms)
     if len(ds) < 2 * (n_folds + 1):
-        raise ValueError(f"dataset has {len(ds)} samples, too few for {n_folds} folds")
+        raise InsufficientData(f"dataset has {len(ds)} samples, too few for {n_folds} folds")
     ts_sorted = np.sort(ds.ts_ms)
     all_idx = np.arange(len(ds))
     first = 1.0 - n_folds * test_fraction
@@ -422,7 +427,7 @@ def walk_forward_splits(
             history = history[ds.ts_ms[history] < t_val]
         train = _purged(ds, _purged(ds, history, val, purge, interval_ms), test, purge, interval_ms)
         if len(train) == 0 or len(test) == 0:
-            raise ValueError(
+            raise InsufficientData(
                 f"walk-forward fold {k} has train={len(train)}, test={len(test)} after a {purge} ms purge: "
                 "too little data for these folds"
             )

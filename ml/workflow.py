@@ -31,7 +31,7 @@ from infra.db.connection import Database
 from infra.db.repositories.market_data import read_candles, read_snapshots, snapshot_span
 from ml.backtest import BacktestResult, backtest
 from ml.candidate import MODEL_NAME, CandidateConfig, FoldFit, fit_fold, fitted_baseline, quick_config
-from ml.datasets import LabelledRows, Split, WindowedDataset, train_val_test_split
+from ml.datasets import InsufficientData, LabelledRows, Split, WindowedDataset, train_val_test_split
 from ml.evaluation import PROMOTION_METRIC, EvaluationReport, higher_is_better
 from ml.features.pipeline import compute_features
 from ml.gate import GateConfig, GateEvidence, evidence_from_fold
@@ -149,7 +149,7 @@ def train_candidate(
     rows = LabelledRows.from_tables(tables, spec=spec)
     raw_ds = rows.windowed(stride=config.stride)
     if len(raw_ds) < 3:
-        raise ValueError(
+        raise InsufficientData(
             f"only {len(raw_ds)} windows of 60 consecutive labelled rows: record more data before training"
         )
     split = train_val_test_split(raw_ds, config.fractions, interval_ms=rows.interval_ms)

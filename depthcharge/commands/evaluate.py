@@ -135,6 +135,7 @@ def evaluate(
 
     from depthcharge.offline_recording.cache import cached_labelled_features
     from ml.candidate import quick_config
+    from ml.datasets import InsufficientData
     from ml.evaluation.ablation import VARIANTS, ablation_row, render_ablation, variant_config
     from ml.evaluation.protocol import ProtocolConfig, RecordingData, run_protocol
     from ml.evaluation.report import write_report
@@ -149,6 +150,12 @@ def evaluate(
             f"unknown variants {unknown}; known: {', '.join(VARIANTS)}", param_hint="--variants"
         )
     band = parse_dead_band(dead_band)
+    try:
+        protocol = ProtocolConfig(
+            n_folds=folds, test_fraction=test_fraction, n_resamples=resamples, seed=seed
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--folds / --test-fraction") from None
     out = out_dir or settings.var_dir / "evaluation" / time.strftime("%Y%m%dT%H%M%S")
     cache = settings.var_dir / "recordings"
     torch.set_num_threads(1)  # small models: one thread is as fast, and leaves the machine to others
@@ -156,7 +163,6 @@ def evaluate(
     for spec in specs:
         tables = cached_labelled_features(spec, cache, log=click.echo, refresh=refresh_recordings)
         data.append(RecordingData(spec.name, tables, spec.describe()))
-    protocol = ProtocolConfig(n_folds=folds, test_fraction=test_fraction, n_resamples=resamples, seed=seed)
     rows = []
     for name in names:
         base = quick_config(seed=seed, epochs=epochs)
@@ -166,7 +172,7 @@ def evaluate(
         click.echo(f"variant {name}: {VARIANTS[name][0]}")
         try:
             result = run_protocol(data, config, protocol, log=click.echo)
-        except ValueError as exc:  # too little data for the folds (every other input was checked above)
+        except InsufficientData as exc:
             raise click.ClickException(
                 f"variant {name}: {exc}. Each recording is {seconds} s in {folds} folds: "
                 "use a longer --seconds or fewer --folds."

@@ -68,6 +68,11 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         if self.n_folds < 1:
             raise ValueError(f"n_folds must be ≥ 1, got {self.n_folds}")
+        if not 0 < self.n_folds * self.test_fraction < 1:
+            raise ValueError(
+                f"{self.n_folds} folds × test fraction {self.test_fraction} must stay below 1: the folds' test "
+                "blocks would cover the whole recording"
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 "validation_fraction must be in (0, 1): the CNN-LSTM stops early and calibrates on it"

@@ -71,3 +71,10 @@ def test_evaluate_on_too_little_data_says_what_to_change(tmp_path) -> None:  # t
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "record more data" in proc.stderr and "--seconds" in proc.stderr and "--folds" in proc.stderr
+
+
+def test_evaluate_refuses_folds_that_cover_the_recording_before_recording(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = _run("evaluate", "--folds", "7", "--test-fraction", "0.15", env={"VAR_DIR": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "--folds" in proc.stderr and "below 1" in proc.stderr
+    assert not (tmp_path / "recordings").exists()  # refused before anything was recorded
