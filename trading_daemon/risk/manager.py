@@ -4,7 +4,8 @@ Two roles, one set of limits (`infra.settings.RiskConfig`, docs/decisions.md):
 
 * **Sizing** (`size_entry`, called by the decision engine): the notional at which the entry's stop-loss
   (the strategy's, else DEFAULT_STOP_LOSS_PCT away) loses RISK_PER_TRADE_PCT of equity, cut to the room
-  left under the symbol's limit, MAX_EXPOSURE_USDT and the margin (available balance × LEVERAGE).
+  left under the symbol's limit, MAX_EXPOSURE_USDT and the margin (available balance × LEVERAGE); a symbol
+  already occupied is refused as `position_open` first, as the check would.
 * **Checking** (`check`, a `PreTradeCheck`: execution runs it before any intent becomes an order, and the
   engine runs it before submitting). Rules in order; the first that fails refuses the intent, which is
   a `risk_reject` audit row naming the rule (written here on the engine's path, by execution on its own):
@@ -203,6 +204,9 @@ class RiskManager:
         stop_fraction = abs(price - stop_loss) / price
         risk_usdt = equity * cfg.risk_per_trade_pct / 100
         ex = self._exposure(account)
+        # Checked here as well as in the pre-trade check: sized first, a symbol whose resting entry takes its
+        # room would be refused as `min_order_size`, which hides why.
+        self._refuse_stacking(symbol, ex)
         available = account.available_balance()
         rooms = {
             "risk_per_trade": risk_usdt / stop_fraction,
@@ -229,6 +233,15 @@ class RiskManager:
                 details,
             )
         return Sizing(notional=notional, stop_loss=stop_loss, bound_by=bound_by, details=details)
+
+    @staticmethod
+    def _refuse_stacking(symbol: str, ex: _Exposure) -> None:
+        if symbol in ex.occupied:
+            raise RiskRefused(
+                RiskRule.POSITION_OPEN,
+                f"{symbol} already holds a position, an open entry or an approved entry: no stacking",
+                {"symbol_exposure": str(ex.by_symbol.get(symbol, Decimal(0)))},
+            )
 
     # -- the pre-trade check ------------------------------------------------------------------------------
 
@@ -285,12 +298,7 @@ class RiskManager:
                 {"daily_pnl": str(pnl), "limit": str(cfg.daily_loss_limit_usdt)},
             )
         ex = self._exposure(account, ignore=intent.intent_id)
-        if symbol in ex.occupied:
-            raise RiskRefused(
-                RiskRule.POSITION_OPEN,
-                f"{symbol} already holds a position, an open entry or an approved entry: no stacking",
-                {"symbol_exposure": str(ex.by_symbol.get(symbol, Decimal(0)))},
-            )
+        self._refuse_stacking(symbol, ex)
         if len(ex.occupied) >= cfg.max_open_positions:
             raise RiskRefused(
                 RiskRule.MAX_OPEN_POSITIONS,

@@ -25,7 +25,14 @@ from testkit.rows import T0_MS, snapshot_rows
 from trading_daemon.decisions import BatchWriter
 from trading_daemon.resilience.circuit_breaker import BreakerConfig, CircuitBreakerManager
 from trading_daemon.resilience.rate_limiter import RateLimiter
-from trading_daemon.risk import ErrorBurst, RiskManager, TradingHealth, WatchedBreakers, WatchedRateLimiter
+from trading_daemon.risk import (
+    ErrorBurst,
+    RiskManager,
+    RiskRefused,
+    TradingHealth,
+    WatchedBreakers,
+    WatchedRateLimiter,
+)
 
 SYMBOLS = [f"S{i}USDT" for i in range(10)]
 
@@ -176,6 +183,29 @@ def test_sizing_risks_the_configured_share_of_equity_at_the_stop() -> None:
     assert default_stop.stop_loss == Decimal("100.5")  # DEFAULT_STOP_LOSS_PCT above a short entry
     capped = risk.size_entry(SYMBOLS[0], Side.BUY, Decimal(100), Decimal("99.9"), account)
     assert capped.bound_by == "margin" and capped.notional == Decimal(5000)
+
+
+async def test_sizing_a_symbol_whose_entry_rests_names_the_stacking_not_the_room_it_took() -> None:
+    # Sizing runs before the check: the resting entry leaves 2 USDT of the symbol's room, which used to be
+    # refused as `min_order_size` (seen in the trading service test: "sized notional 3.29 USDT (bound by
+    # symbol_exposure) is below MIN_ORDER_SIZE_USDT 5" while the symbol's PostOnly entry rested).
+    risk, _, _, _ = stack(config(max_symbol_exposure_usdt=Decimal(400)))
+    ledger = LedgerAccount()
+    submitter = RecordingSubmitter(checks=[risk], account=ledger, ledger=ledger)
+    resting = msgspec.structs.replace(
+        entry(SYMBOLS[0], "398"), order_type=OrderType.LIMIT, price=Decimal(100)
+    )
+    assert (await submitter.submit(resting)).accepted
+    assert [o.symbol for o in ledger.open_orders()] == [SYMBOLS[0]]
+    with pytest.raises(RiskRefused) as refused:
+        risk.size_entry(SYMBOLS[0], Side.BUY, Decimal(100), Decimal(99), ledger)
+    assert refused.value.rule == "position_open" and "no stacking" in refused.value.reason
+    assert refused.value.details == {"symbol_exposure": "398.00"}
+    reserved = risk.evaluate(entry(SYMBOLS[1], "100"), LedgerAccount())  # approved, not yet in the account
+    assert reserved.approved
+    with pytest.raises(RiskRefused, match="no stacking"):
+        risk.size_entry(SYMBOLS[1], Side.SELL, Decimal(100), None, LedgerAccount())
+    assert risk.size_entry(SYMBOLS[2], Side.BUY, Decimal(100), Decimal(99), ledger).notional == Decimal(400)
 
 
 # -- halts ------------------------------------------------------------------------------------------------
