@@ -11,6 +11,24 @@ from infra.db.connection import Database
 METRICS = ("macro_f1_10s", "macro_f1_30s", "macro_f1_60s", "log_loss_60s")
 
 
+def decision_outcomes(db: Database, since_ms: int) -> dict[str, int]:
+    """What became of the consensus signals since `since_ms`, most frequent first: the decision engine stores
+    a `decision` signal whenever a consensus's outcome changes (sent, below_cost, vetoed, blocked, …;
+    docs/decisions.md), so a demo that placed no order says why."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            """SELECT coalesce(context->>'outcome', 'unknown'), count(*) FROM signals
+               WHERE source = 'decision' AND created_at >= to_timestamp(%s / 1000.0)
+               GROUP BY 1 ORDER BY 2 DESC, 1""",
+            (since_ms,),
+        ).fetchall()
+    return {str(outcome): int(n) for outcome, n in rows}
+
+
+def describe_outcomes(outcomes: dict[str, int]) -> str:
+    return ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items()) or "none"
+
+
 @dataclass
 class Summary:
     rows_by_symbol: dict[str, int]
@@ -21,6 +39,7 @@ class Summary:
     retraining: list[dict[str, Any]]
     model_loads: list[str]
     signals: dict[str, dict[str, int]]
+    decisions: dict[str, int]
     orders: dict[str, int]
     fills: int
     fees: Decimal
@@ -65,6 +84,7 @@ class Summary:
                 or "none"
             )
         )
+        out.append("consensus decisions by outcome: " + describe_outcomes(self.decisions))
         out.append(
             "orders: "
             + (", ".join(f"{s} {n}" for s, n in sorted(self.orders.items())) or "none")
@@ -161,6 +181,7 @@ def read_summary(
         retraining=retraining,
         model_loads=loads,
         signals=signals,
+        decisions=decision_outcomes(db, since_ms),
         orders=orders,
         fills=int(fills["n"]),
         fees=Decimal(fills["fees"]),

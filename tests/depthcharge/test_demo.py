@@ -90,6 +90,11 @@ def test_the_whole_loop_then_a_second_run_reuses_it() -> None:
             assert f"the trading daemon serves {decided.group(1)}" in out, out
         summary = out.split("\nsummary\n", 1)[1]
         assert re.search(r"rows recorded: BTCUSDT \d", summary), summary
+        # what became of the consensus signals, so that a run with no order says why
+        assert re.search(r"^  consensus decisions by outcome: (none|[a-z_]+ \d+)", summary, re.MULTILINE), (
+            summary
+        )
+        assert re.search(r"\d+ signals, \d+ orders, \d+ fills; decisions: ", out), out
         counts = re.search(
             r"partitions materialised: raw_snapshots (\d+), labelled_features (\d+), drift_report (\d+)",
             summary,
