@@ -33,7 +33,7 @@ import click
 
 from depthcharge.demo.progress import StageFailed, Stages, pause, wait_for
 from depthcharge.demo.services import Services, depthcharge_command
-from depthcharge.demo.summary import Summary, decision_outcomes, describe_outcomes, read_summary
+from depthcharge.demo.summary import Summary, read_decisions, read_summary
 from infra.db.connection import Database
 from infra.settings import Settings
 from schemas.times import now_ms
@@ -299,8 +299,7 @@ class DemoLoop:
                           (SELECT count(*) FROM fills WHERE executed_at >= to_timestamp(%(t)s / 1000.0))""",
                 {"t": since_ms},
             ).fetchone() or (0, 0, 0)
-        outcomes = decision_outcomes(self.db, since_ms)
-        return f"{signals} signals, {orders} orders, {fills} fills; decisions: {describe_outcomes(outcomes)}"
+        return f"{signals} signals, {orders} orders, {fills} fills; {read_decisions(self.db, since_ms).describe()}"
 
     # -- stage 6: the regime shift judged -----------------------------------------------------------------
 

@@ -11,22 +11,41 @@ from infra.db.connection import Database
 METRICS = ("macro_f1_10s", "macro_f1_30s", "macro_f1_60s", "log_loss_60s")
 
 
-def decision_outcomes(db: Database, since_ms: int) -> dict[str, int]:
-    """What became of the consensus signals since `since_ms`, most frequent first: the decision engine stores
-    a `decision` signal whenever a consensus's outcome changes (sent, below_cost, vetoed, blocked, …;
-    docs/decisions.md), so a demo that placed no order says why."""
+@dataclass(frozen=True)
+class Decisions:
+    """What became of the strategies' votes and of the consensus signals: a run with no order says why.
+
+    A vote is stored with `sent` (its expected edge reached MIN_EXPECTED_EDGE_BPS; docs/strategies.md §4);
+    the decision engine stores a `decision` signal whenever a consensus's outcome changes (sent, below_cost,
+    vetoed, blocked, …; docs/decisions.md), so `outcomes` counts those changes, most frequent first.
+    """
+
+    votes_sent: int
+    votes_below_cost: int
+    outcomes: dict[str, int]
+
+    def describe(self) -> str:
+        outcomes = ", ".join(f"{outcome} {n}" for outcome, n in self.outcomes.items()) or "none"
+        return f"votes {self.votes_sent} sent, {self.votes_below_cost} below cost; decisions: {outcomes}"
+
+
+def read_decisions(db: Database, since_ms: int) -> Decisions:
+    since = {"t": since_ms}
     with db.connect() as conn:
+        sent, below = conn.execute(
+            """SELECT count(*) FILTER (WHERE (context->>'sent')::boolean),
+                      count(*) FILTER (WHERE NOT (context->>'sent')::boolean)
+               FROM signals WHERE source NOT IN ('consensus', 'decision') AND context->>'sent' IS NOT NULL
+                 AND created_at >= to_timestamp(%(t)s / 1000.0)""",
+            since,
+        ).fetchone() or (0, 0)
         rows = conn.execute(
             """SELECT coalesce(context->>'outcome', 'unknown'), count(*) FROM signals
-               WHERE source = 'decision' AND created_at >= to_timestamp(%s / 1000.0)
+               WHERE source = 'decision' AND created_at >= to_timestamp(%(t)s / 1000.0)
                GROUP BY 1 ORDER BY 2 DESC, 1""",
-            (since_ms,),
+            since,
         ).fetchall()
-    return {str(outcome): int(n) for outcome, n in rows}
-
-
-def describe_outcomes(outcomes: dict[str, int]) -> str:
-    return ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items()) or "none"
+    return Decisions(int(sent), int(below), {str(outcome): int(n) for outcome, n in rows})
 
 
 @dataclass
@@ -39,7 +58,7 @@ class Summary:
     retraining: list[dict[str, Any]]
     model_loads: list[str]
     signals: dict[str, dict[str, int]]
-    decisions: dict[str, int]
+    decisions: Decisions
     orders: dict[str, int]
     fills: int
     fees: Decimal
@@ -84,7 +103,7 @@ class Summary:
                 or "none"
             )
         )
-        out.append("consensus decisions by outcome: " + describe_outcomes(self.decisions))
+        out.append("what became of them: " + self.decisions.describe())
         out.append(
             "orders: "
             + (", ".join(f"{s} {n}" for s, n in sorted(self.orders.items())) or "none")
@@ -181,7 +200,7 @@ def read_summary(
         retraining=retraining,
         model_loads=loads,
         signals=signals,
-        decisions=decision_outcomes(db, since_ms),
+        decisions=read_decisions(db, since_ms),
         orders=orders,
         fills=int(fills["n"]),
         fees=Decimal(fills["fees"]),

@@ -90,11 +90,10 @@ def test_the_whole_loop_then_a_second_run_reuses_it() -> None:
             assert f"the trading daemon serves {decided.group(1)}" in out, out
         summary = out.split("\nsummary\n", 1)[1]
         assert re.search(r"rows recorded: BTCUSDT \d", summary), summary
-        # what became of the consensus signals, so that a run with no order says why
-        assert re.search(r"^  consensus decisions by outcome: (none|[a-z_]+ \d+)", summary, re.MULTILINE), (
-            summary
-        )
-        assert re.search(r"\d+ signals, \d+ orders, \d+ fills; decisions: ", out), out
+        # what became of the votes and the consensus signals, so that a run with no order says why
+        became = r"votes \d+ sent, \d+ below cost; decisions: (none|[a-z_]+ \d+)"
+        assert re.search(rf"^  what became of them: {became}", summary, re.MULTILINE), summary
+        assert re.search(rf"\d+ signals, \d+ orders, \d+ fills; {became}", out), out
         counts = re.search(
             r"partitions materialised: raw_snapshots (\d+), labelled_features (\d+), drift_report (\d+)",
             summary,

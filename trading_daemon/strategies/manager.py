@@ -226,8 +226,10 @@ class StrategyManager:
     def _vote(self, name: str, state: _SymbolState, signal: Signal, analysis: MarketAnalysis) -> StrategyVote:
         strategy = self.strategies[name]
         estimate = self._estimate(name, signal, analysis, strategy.entry_style)
-        signal = _with_context(signal, estimate.context())
         sent = self.costs.covers(estimate)
+        # `sent` is stored with the vote: what a reader of the signals table cannot recompute without the
+        # daemon's MIN_EXPECTED_EDGE_BPS (the demo's summary counts the votes below cost from it).
+        signal = _with_context(signal, {**estimate.context(), "sent": sent})
         new = state.raw.get(name) is not signal.action  # the vote appeared (or turned) at this row
         newly_sent = sent and (new or not state.sent.get(name, False))
         if new:

@@ -101,7 +101,7 @@ def test_expected_edge_is_the_documented_model_and_the_filter_counts_what_it_sto
     assert ctx["expected_edge_bps"] == pytest.approx(prior - cost, abs=1e-4)
     assert prior - cost < 0
     assert ctx["edge"]["measured_signals"] == 0 and "sqrt(2/pi)" in ctx["edge"]["method"]
-    assert not vote.sent and vote.new and result.signal is None
+    assert not vote.sent and vote.new and result.signal is None and ctx["sent"] is False
     # the same vote on the next rows is the same signal: counted once
     manager.evaluate("BTCUSDT", bid_heavy(T0_MS + 1000), [], None)
     stats = manager.statistics()["imbalance"]
@@ -117,6 +117,7 @@ def test_expected_edge_is_the_documented_model_and_the_filter_counts_what_it_sto
     )
     result = loose.evaluate("BTCUSDT", bid_heavy(), [], None)
     assert result.votes[0].sent and result.signal is not None and result.is_new
+    assert (result.votes[0].signal.context or {})["sent"] is True
     assert result.entry_style is EntryStyle.MAKER and result.signal.source == "consensus"
     assert result.expected_edge_bps == pytest.approx(prior - cost, abs=1e-3)
     assert (result.signal.context or {})["strategies"] == ["imbalance"]
