@@ -299,7 +299,8 @@ class DemoLoop:
                           (SELECT count(*) FROM fills WHERE executed_at >= to_timestamp(%(t)s / 1000.0))""",
                 {"t": since_ms},
             ).fetchone() or (0, 0, 0)
-        return f"{signals} signals, {orders} orders, {fills} fills; {read_decisions(self.db, since_ms).describe()}"
+            decisions = read_decisions(conn, since_ms)
+        return f"{signals} signals, {orders} orders, {fills} fills; {decisions.describe()}"
 
     # -- stage 6: the regime shift judged -----------------------------------------------------------------
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+from psycopg.rows import tuple_row
+
 from infra.db.connection import Database
 
 METRICS = ("macro_f1_10s", "macro_f1_30s", "macro_f1_60s", "log_loss_60s")
@@ -29,22 +32,23 @@ class Decisions:
         return f"votes {self.votes_sent} sent, {self.votes_below_cost} below cost; decisions: {outcomes}"
 
 
-def read_decisions(db: Database, since_ms: int) -> Decisions:
+def read_decisions(conn: psycopg.Connection[Any], since_ms: int) -> Decisions:
+    """On the caller's connection (the demo's activity line asks every second), whatever its row factory."""
     since = {"t": since_ms}
-    with db.connect() as conn:
-        sent, below = conn.execute(
-            """SELECT count(*) FILTER (WHERE (context->>'sent')::boolean),
-                      count(*) FILTER (WHERE NOT (context->>'sent')::boolean)
-               FROM signals WHERE source NOT IN ('consensus', 'decision') AND context->>'sent' IS NOT NULL
-                 AND created_at >= to_timestamp(%(t)s / 1000.0)""",
-            since,
-        ).fetchone() or (0, 0)
-        rows = conn.execute(
-            """SELECT coalesce(context->>'outcome', 'unknown'), count(*) FROM signals
-               WHERE source = 'decision' AND created_at >= to_timestamp(%(t)s / 1000.0)
-               GROUP BY 1 ORDER BY 2 DESC, 1""",
-            since,
-        ).fetchall()
+    cur = conn.cursor(row_factory=tuple_row)
+    sent, below = cur.execute(
+        """SELECT count(*) FILTER (WHERE (context->>'sent')::boolean),
+                  count(*) FILTER (WHERE NOT (context->>'sent')::boolean)
+           FROM signals WHERE source NOT IN ('consensus', 'decision') AND context->>'sent' IS NOT NULL
+             AND created_at >= to_timestamp(%(t)s / 1000.0)""",
+        since,
+    ).fetchone() or (0, 0)
+    rows = cur.execute(
+        """SELECT coalesce(context->>'outcome', 'unknown'), count(*) FROM signals
+           WHERE source = 'decision' AND created_at >= to_timestamp(%(t)s / 1000.0)
+           GROUP BY 1 ORDER BY 2 DESC, 1""",
+        since,
+    ).fetchall()
     return Decisions(int(sent), int(below), {str(outcome): int(n) for outcome, n in rows})
 
 
@@ -186,6 +190,7 @@ def read_summary(
                        count(*) FILTER (WHERE status::text <> 'Closed') AS open
                 FROM positions WHERE created_at >= {since}"""
         )[0]
+        decisions = read_decisions(conn, since_ms)
         rec = all_rows(
             f"""SELECT count(*) AS passes, count(*) FILTER (WHERE NOT success) AS failed,
                        coalesce(sum((summary->>'discrepancies')::int), 0) AS discrepancies
@@ -200,7 +205,7 @@ def read_summary(
         retraining=retraining,
         model_loads=loads,
         signals=signals,
-        decisions=read_decisions(db, since_ms),
+        decisions=decisions,
         orders=orders,
         fills=int(fills["n"]),
         fees=Decimal(fills["fees"]),

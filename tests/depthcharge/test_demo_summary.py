@@ -24,6 +24,11 @@ def signal(source: str, n: int, **context: Any) -> Signal:
     )  # fmt: skip
 
 
+def _read(db: Database, since_ms: int, *, dict_rows: bool = False) -> Decisions:
+    with db.connect(dict_rows=dict_rows) as conn:
+        return read_decisions(conn, since_ms)
+
+
 async def test_votes_and_outcomes_are_counted_since_the_stage_began(
     db: Database, pool: AsyncConnectionPool
 ) -> None:
@@ -43,7 +48,7 @@ async def test_votes_and_outcomes_are_counted_since_the_stage_began(
             signal("decision", 8, outcome="vetoed"), signal("decision", 9, outcome="sent"), signal("decision", 10),
         ]
     )  # fmt: skip
-    decisions = await asyncio.to_thread(read_decisions, db, since)
+    decisions = await asyncio.to_thread(_read, db, since)
     assert decisions == Decisions(
         votes_sent=1, votes_below_cost=2, outcomes={"vetoed": 2, "below_cost": 1, "sent": 1, "unknown": 1}
     )
@@ -52,5 +57,7 @@ async def test_votes_and_outcomes_are_counted_since_the_stage_began(
         decisions.describe()
         == "votes 1 sent, 2 below cost; decisions: vetoed 2, below_cost 1, sent 1, unknown 1"
     )
-    later = await asyncio.to_thread(read_decisions, db, now_ms() + 60_000)
+    later = await asyncio.to_thread(_read, db, now_ms() + 60_000)
+    # the summary reads on a dict-row connection, the activity line on a tuple-row one
+    assert await asyncio.to_thread(_read, db, since, dict_rows=True) == decisions
     assert later.describe() == "votes 0 sent, 0 below cost; decisions: none"
